@@ -1,0 +1,121 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/exporter-toolkit/web"
+
+	"github.com/hybridsuite/hybrid/exporters"
+)
+
+// Agent serves the exporters' metrics.
+type Agent struct {
+	cfg        Config
+	logger     *slog.Logger
+	collectors *collectorSet
+	registry   *prometheus.Registry
+	webConfig  string
+}
+
+// New validates cfg and builds the collectors. A collector whose backend is
+// down (MariaDB, Docker) does not stop the agent: it reports failure per scrape.
+func New(cfg Config, logger *slog.Logger) (*Agent, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("invalid configuration:\n%w", err)
+	}
+	webConfig, err := ensureWebConfig(cfg, logger)
+	if err != nil {
+		return nil, err
+	}
+	if err := web.Validate(webConfig); err != nil {
+		return nil, fmt.Errorf("web config %s: %w", webConfig, err)
+	}
+	set, err := buildCollectors(cfg, logger)
+	if err != nil {
+		return nil, err
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		exporters.NewSet(logger, cfg.CollectorTimeout, set.collectors),
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	return &Agent{cfg: cfg, logger: logger, collectors: set, registry: reg, webConfig: webConfig}, nil
+}
+
+// Registry is the agent's own registry (nothing is registered globally).
+func (a *Agent) Registry() *prometheus.Registry { return a.registry }
+
+// Handler serves /metrics and /healthz, without authentication: Serve adds it.
+func (a *Agent) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(a.registry, promhttp.HandlerOpts{
+		ErrorLog:            slog.NewLogLogger(a.logger.Handler(), slog.LevelError),
+		ErrorHandling:       promhttp.ContinueOnError,
+		MaxRequestsInFlight: 4,
+		Timeout:             a.cfg.CollectorTimeout + 5*time.Second,
+	}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		fmt.Fprintln(w, `<html><head><title>hybrid-agent</title></head><body><h1>hybrid-agent</h1><p><a href="/metrics">Metrics</a></p></body></html>`)
+	})
+	return mux
+}
+
+// Serve runs the collectors' background work and serves HTTP on l, behind the
+// web configuration's basic auth and TLS, until ctx ends.
+func (a *Agent) Serve(ctx context.Context, l net.Listener) error {
+	a.collectors.start(ctx)
+	defer a.collectors.close()
+
+	srv := &http.Server{
+		Handler:           a.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(a.logger.Handler(), slog.LevelWarn),
+	}
+	webConfig := a.webConfig
+	flags := &web.FlagConfig{WebListenAddresses: &[]string{l.Addr().String()}, WebConfigFile: &webConfig}
+	errc := make(chan error, 1)
+	go func() { errc <- web.Serve(l, srv, flags, a.logger) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve %s: %w", l.Addr(), err)
+	case <-ctx.Done():
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("shut down: %w", err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve %s: %w", l.Addr(), err)
+	}
+	return nil
+}
+
+// Run listens on the configured address and serves until ctx ends.
+func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
+	a, err := New(cfg, logger)
+	if err != nil {
+		return err
+	}
+	l, err := net.Listen("tcp", cfg.Web.ListenAddress)
+	if err != nil {
+		return fmt.Errorf("web.listen_address: %w", err)
+	}
+	logger.Info("hybrid-agent serving", "address", l.Addr().String(), "collectors", len(a.collectors.collectors))
+	return a.Serve(ctx, l)
+}

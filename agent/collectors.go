@@ -1,0 +1,103 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/hybridsuite/hybrid/exporters"
+	"github.com/hybridsuite/hybrid/exporters/bench"
+	"github.com/hybridsuite/hybrid/exporters/host"
+	"github.com/hybridsuite/hybrid/exporters/mariadb"
+)
+
+// background is a collector with work of its own between scrapes (a cache
+// refreshed on a timer, an event stream).
+type background interface {
+	Start(ctx context.Context)
+	Close() error
+}
+
+// collectorSet is the one place that lists the agent's collectors.
+type collectorSet struct {
+	collectors map[string]exporters.Collector
+	background []background
+}
+
+func buildCollectors(cfg Config, logger *slog.Logger) (*collectorSet, error) {
+	set := &collectorSet{collectors: map[string]exporters.Collector{}}
+	add := func(name string, c exporters.Collector) error {
+		if _, dup := set.collectors[name]; dup {
+			return fmt.Errorf("collector %q is defined twice", name)
+		}
+		set.collectors[name] = c
+		return nil
+	}
+
+	if cfg.Host.Enabled {
+		h, err := host.New(logger.With("collector", "host"), host.Options{
+			ProcFS:            cfg.Host.ProcFS,
+			SysFS:             cfg.Host.SysFS,
+			RootFS:            cfg.Host.RootFS,
+			Collectors:        cfg.Host.Collectors,
+			Root:              cfg.Root,
+			MariaDBDataDir:    cfg.Host.MariaDBDataDir,
+			DirectoryInterval: cfg.Host.DirectoryInterval,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("host collectors: %w", err)
+		}
+		set.background = append(set.background, h)
+		for name, c := range h.Collectors() {
+			if err := add(name, c); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if cfg.MariaDB.Enabled {
+		m, err := mariadb.New(logger.With("collector", "mariadb"), mariadb.Options{
+			CredentialsFile:   cfg.MariaDBCredentialsFile(),
+			QueryTimeout:      cfg.MariaDB.QueryTimeout,
+			LockWaitTimeout:   cfg.MariaDB.LockWaitTimeout,
+			DatabasesInterval: cfg.MariaDB.DatabasesInterval,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("mariadb collector: %w", err)
+		}
+		set.background = append(set.background, m)
+		if err := add("mariadb", m); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.Bench.Enabled {
+		b, err := bench.New(logger.With("collector", "bench"), bench.Options{
+			DockerHost: cfg.Bench.DockerHost,
+			Label:      cfg.Bench.Label,
+			CgroupRoot: cfg.Bench.CgroupRoot,
+			ProcRoot:   cfg.Bench.ProcFS,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("bench collector: %w", err)
+		}
+		set.background = append(set.background, b)
+		if err := add("bench", b); err != nil {
+			return nil, err
+		}
+	}
+	return set, nil
+}
+
+func (s *collectorSet) start(ctx context.Context) {
+	for _, b := range s.background {
+		b.Start(ctx)
+	}
+}
+
+func (s *collectorSet) close() error {
+	var errs []error
+	for _, b := range s.background {
+		errs = append(errs, b.Close())
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# `make bench`: our exporters beside the peers operators compare us with, on this
+# machine, scraped the same number of times:
+#   host:    hybrid-agent (host collectors only)  vs Debian's prometheus-node-exporter (defaults)
+#   mariadb: hybrid-agent (MariaDB collector only) vs Debian's prometheus-mysqld-exporter (defaults), same server, same user
+#   bench:   hybrid-agent (bench collector only) with BENCH_CONTAINERS labelled containers (target: < 100 ms CPU per scrape)
+# Prints p50/p99 scrape latency, CPU per scrape and RSS of each, and the ratios.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N=${N:-200}
+BENCH_CONTAINERS=${BENCH_CONTAINERS:-200}
+work=$(mktemp -d)
+pids=()
+containers=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  if [ ${#containers[@]} -gt 0 ]; then docker rm -f "${containers[@]}" >/dev/null 2>&1 || true; fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+go build -o "$work/hybrid-agent" ./cmd/hybrid-agent
+go build -o "$work/scrapebench" ./test/scrapebench
+
+wait_http() { # wait_http <url> [user:pass]
+  for _ in $(seq 1 100); do
+    if curl -sf ${2:+-u "$2"} -o /dev/null "$1"; then return 0; fi
+    sleep 0.1
+  done
+  echo "bench: $1 did not answer" >&2
+  return 1
+}
+
+start_agent() { # start_agent <name> <port> <yaml body>; sets agent_pid
+  local dir="$work/$1"
+  mkdir -p "$dir/agent"
+  cp "$work/mariadb.cnf" "$dir/agent/mariadb.cnf" 2>/dev/null || true
+  printf 'root: %s\nlog_level: warn\n%s\n' "$dir" "$3" >"$dir/agent.yml"
+  "$work/hybrid-agent" --config "$dir/agent.yml" --web.listen-address "127.0.0.1:$2" 2>"$dir/agent.log" &
+  agent_pid=$!
+  pids+=("$agent_pid")
+  for _ in $(seq 1 100); do [ -f "$dir/agent/metrics.password" ] && break; sleep 0.1; done
+  wait_http "http://127.0.0.1:$2/metrics" "hybrid:$(cat "$dir/agent/metrics.password")"
+}
+
+echo "== host: hybrid-agent vs prometheus-node-exporter $(prometheus-node-exporter --version 2>&1 | head -1 | awk '{print $3}')"
+start_agent host 19470 $'mariadb:\n  enabled: false\nbench:\n  enabled: false'
+ours=$agent_pid
+prometheus-node-exporter --web.listen-address=127.0.0.1:19100 2>"$work/node.log" &
+peer=$!; pids+=("$peer")
+wait_http http://127.0.0.1:19100/metrics
+"$work/scrapebench" -n "$N" -title "host" \
+  -target "hybrid-agent host,http://127.0.0.1:19470/metrics,$ours,hybrid,$work/host/agent/metrics.password" \
+  -target "node_exporter,http://127.0.0.1:19100/metrics,$peer"
+kill "$ours" "$peer"
+
+echo
+echo "== mariadb: hybrid-agent vs prometheus-mysqld-exporter"
+bash scripts/mariadb-up.sh "$work/mariadb.cnf" >/dev/null
+start_agent mariadb 19471 $'host:\n  enabled: false\nbench:\n  enabled: false'
+ours=$agent_pid
+prometheus-mysqld-exporter --config.my-cnf="$work/mariadb.cnf" --web.listen-address=127.0.0.1:19104 2>"$work/mysqld.log" &
+peer=$!; pids+=("$peer")
+wait_http http://127.0.0.1:19104/metrics
+"$work/scrapebench" -n "$N" -title "mariadb" \
+  -target "hybrid-agent mariadb,http://127.0.0.1:19471/metrics,$ours,hybrid,$work/mariadb/agent/metrics.password" \
+  -target "mysqld_exporter,http://127.0.0.1:19104/metrics,$peer"
+kill "$ours" "$peer"
+
+echo
+echo "== bench: hybrid-agent with $BENCH_CONTAINERS bench containers (target: < 100 ms CPU per scrape)"
+CGO_ENABLED=0 go build -o "$work/img/burner" ./test/burner
+printf 'FROM scratch\nCOPY burner /burner\nENTRYPOINT ["/burner"]\n' >"$work/img/Dockerfile"
+docker build -q -t hybrid-bench/burner:latest "$work/img" >/dev/null
+run_id=$$
+for i in $(seq 1 "$BENCH_CONTAINERS"); do
+  name="hybrid-benchmark-$run_id-$i"
+  docker run -d --name "$name" --label "io.hybrid.bench=bench-$i" --memory 64m hybrid-bench/burner:latest idle >/dev/null
+  containers+=("$name")
+  [ $((i % 50)) -eq 0 ] && echo "  started $i/$BENCH_CONTAINERS containers"
+done
+start_agent bench 19472 $'host:\n  enabled: false\nmariadb:\n  enabled: false'
+ours=$agent_pid
+sleep 2 # let the inventory settle
+"$work/scrapebench" -n "$N" -title "bench ($BENCH_CONTAINERS containers)" \
+  -target "hybrid-agent bench,http://127.0.0.1:19472/metrics,$ours,hybrid,$work/bench/agent/metrics.password"

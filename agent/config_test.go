@@ -42,10 +42,10 @@ func TestLoadConfig_EmptyFile_IsDefaults(t *testing.T) {
 
 func TestLoadConfig_BadInput_NamesTheProblem(t *testing.T) {
 	cases := map[string]struct{ yaml, want string }{
-		"unknown key":        {"mariadb:\n  pasword: x\n", "field pasword not found"},
+		"unknown key":        {"mariadb:\n  pasword: x\n", "line 2: mariadb.pasword: unknown key"},
 		"malformed yaml":     {"root: [unclosed\n", "config "},
-		"wrong type":         {"collector_timeout: forever\n", "collector_timeout"},
-		"unknown top-level":  {"listen: :9100\n", "field listen not found"},
+		"wrong type":         {"collector_timeout: forever\n", "line 1: collector_timeout: cannot unmarshal"},
+		"unknown top-level":  {"listen: :9100\n", "listen: unknown key"},
 		"tab indentation":    {"web:\n\tlisten_address: x\n", "line 2"},
 		"list for a mapping": {"host: [a, b]\n", "line 1"},
 	}

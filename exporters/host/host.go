@@ -1,0 +1,195 @@
+package host
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/node_exporter/collector"
+
+	"github.com/hybridsuite/hybrid/exporters"
+)
+
+// Options configure the host collectors. The zero value means the defaults.
+type Options struct {
+	// ProcFS, SysFS and RootFS are where the host's /proc, /sys and / are
+	// mounted: /proc, /sys and / unless the agent runs in a container.
+	ProcFS, SysFS, RootFS string
+	// Collectors are the node_exporter collectors to run, by node_exporter's
+	// names; nil means DefaultCollectors().
+	Collectors []string
+	// NetdevFromProcFS makes the netdev collector read <ProcFS>/net/dev rather
+	// than ask the kernel over netlink (node_exporter's default). The series
+	// are the same; tests use it so that netdev reads their fixture.
+	NetdevFromProcFS bool
+
+	// Root is the server root, with benches/ and archived/ under it;
+	// default /home/frappe.
+	Root string
+	// MariaDBDataDir is MariaDB's datadir; default /var/lib/mysql.
+	MariaDBDataDir string
+	// DirectoryInterval is how often the directory sizes are measured;
+	// default 5 minutes.
+	DirectoryInterval time.Duration
+}
+
+// DefaultCollectors are the node_exporter collectors run when Options name
+// none; doc.go says why these. A new slice on each call.
+func DefaultCollectors() []string {
+	return []string{
+		"conntrack", "cpu", "diskstats", "filefd", "filesystem", "loadavg", "mdadm",
+		"meminfo", "netclass", "netdev", "netstat", "os", "pressure", "sockstat",
+		"stat", "time", "timex", "uname", "vmstat",
+	}
+}
+
+// Names of the collectors this package adds to node_exporter's.
+const (
+	directoriesName = "directories"
+	processesName   = "processes"
+)
+
+func (o Options) withDefaults() Options {
+	if o.ProcFS == "" {
+		o.ProcFS = "/proc"
+	}
+	if o.SysFS == "" {
+		o.SysFS = "/sys"
+	}
+	if o.RootFS == "" {
+		o.RootFS = "/"
+	}
+	if o.Collectors == nil {
+		o.Collectors = DefaultCollectors()
+	} else {
+		o.Collectors = slices.Clone(o.Collectors)
+		slices.Sort(o.Collectors)
+		o.Collectors = slices.Compact(o.Collectors)
+	}
+	if o.Root == "" {
+		o.Root = "/home/frappe"
+	}
+	if o.MariaDBDataDir == "" {
+		o.MariaDBDataDir = "/var/lib/mysql"
+	}
+	if o.DirectoryInterval == 0 {
+		o.DirectoryInterval = 5 * time.Minute
+	}
+	return o
+}
+
+// validate returns every problem with o at once.
+func (o Options) validate() error {
+	var errs []error
+	var unknown []string
+	for _, name := range o.Collectors {
+		switch {
+		case name == processesName:
+			errs = append(errs, errors.New(`Collectors: node_exporter's "processes" collector is not offered: `+
+				`its name is taken by the per-user processes collector, which reads the same files`))
+		case !knownNodeCollector(name):
+			unknown = append(unknown, fmt.Sprintf("%q", name))
+		}
+	}
+	if len(unknown) > 0 {
+		errs = append(errs, fmt.Errorf("Collectors: unknown node_exporter collectors %s", strings.Join(unknown, ", ")))
+	}
+	if o.DirectoryInterval < 0 {
+		errs = append(errs, fmt.Errorf("DirectoryInterval: %s is negative", o.DirectoryInterval))
+	}
+	return errors.Join(errs...)
+}
+
+// Host holds the host collectors: node_exporter's, by their names, and this
+// package's "directories" and "processes".
+type Host struct {
+	collectors map[string]exporters.Collector
+	dirs       *directoriesCollector
+
+	mu      sync.Mutex
+	started bool
+	closed  bool
+	cancel  context.CancelFunc
+	done    chan struct{}
+}
+
+// New builds the host collectors. The first call in a process configures
+// node_exporter's collectors; a later call must pass the same ProcFS, SysFS,
+// RootFS, Collectors and NetdevFromProcFS (and gets the same node collector
+// instances), since node_exporter keeps that configuration in process-wide
+// flags.
+func New(logger *slog.Logger, opts Options) (*Host, error) {
+	opts = opts.withDefaults()
+	if err := opts.validate(); err != nil {
+		return nil, fmt.Errorf("host collector options: %w", err)
+	}
+	if err := parseNodeFlags(nodeArgs(opts)); err != nil {
+		return nil, err
+	}
+	// With no names NewNodeCollector would start every enabled collector;
+	// after DisableDefaultCollectors that is exactly opts.Collectors.
+	nc, err := collector.NewNodeCollector(logger, opts.Collectors...)
+	if err != nil {
+		return nil, fmt.Errorf("start node_exporter collectors: %w", err)
+	}
+
+	h := &Host{collectors: make(map[string]exporters.Collector, len(nc.Collectors)+2)}
+	for name, c := range nc.Collectors {
+		h.collectors[name] = &nodeCollector{name: name, c: c, logger: logger.With("collector", name)}
+	}
+	h.dirs = newDirectoriesCollector(logger.With("collector", directoriesName), []watchedDir{
+		{kind: "benches", path: filepath.Join(opts.Root, "benches")},
+		{kind: "archived", path: filepath.Join(opts.Root, "archived")},
+		{kind: "mariadb_datadir", path: opts.MariaDBDataDir},
+	}, opts.DirectoryInterval)
+	h.collectors[directoriesName] = h.dirs
+	h.collectors[processesName] = newProcessesCollector(logger.With("collector", processesName), opts.ProcFS)
+	return h, nil
+}
+
+// Collectors returns the collectors by name, in a map of the caller's own.
+func (h *Host) Collectors() map[string]exporters.Collector {
+	out := make(map[string]exporters.Collector, len(h.collectors))
+	for name, c := range h.collectors {
+		out[name] = c
+	}
+	return out
+}
+
+// Start starts measuring the directory sizes: once now, then every
+// DirectoryInterval, until ctx ends or Close is called. Until the first
+// measurement ends the directories collector reports nothing. Later calls do
+// nothing.
+func (h *Host) Start(ctx context.Context) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.started || h.closed {
+		return
+	}
+	h.started = true
+	ctx, h.cancel = context.WithCancel(ctx)
+	h.done = make(chan struct{})
+	go func() {
+		defer close(h.done)
+		h.dirs.run(ctx)
+	}()
+}
+
+// Close stops the directory measurements and waits for a running one to stop.
+func (h *Host) Close() error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.closed = true
+	if h.cancel != nil {
+		h.cancel()
+		<-h.done
+		h.cancel = nil
+	}
+	return nil
+}

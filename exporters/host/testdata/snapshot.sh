@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# Rebuilds the fixture trees proc/, sys/ and rootfs/ that the host golden test
+# reads, from the files of this machine that the deterministic node_exporter
+# collectors read (kernel counters only: nothing personal or secret), then adds
+# the few entries this machine lacks, marked "synthetic" below.
+# Afterwards: go test ./exporters/host -run Golden -update, and review the diff.
+#
+# procs/ (the processes-per-user fixture) is written by hand and left alone.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+rm -rf proc sys rootfs
+
+# copy <source> <destination>: cat, because /proc and /sys files report size 0.
+copy() {
+  mkdir -p "$(dirname "$2")"
+  cat "$1" >"$2"
+}
+
+# proc/: cpu, stat, meminfo, loadavg, vmstat, filefd, pressure, diskstats,
+# netdev (from /proc/net/dev), sockstat, netstat, conntrack.
+for f in stat meminfo loadavg vmstat diskstats sys/fs/file-nr \
+  net/dev net/sockstat net/sockstat6 net/netstat net/snmp net/snmp6; do
+  copy "/proc/$f" "proc/$f"
+done
+for f in cpu io memory irq; do
+  if [ -r "/proc/pressure/$f" ]; then copy "/proc/pressure/$f" "proc/pressure/$f"; fi
+done
+if [ -r /proc/sys/net/netfilter/nf_conntrack_count ]; then
+  copy /proc/sys/net/netfilter/nf_conntrack_count proc/sys/net/netfilter/nf_conntrack_count
+  copy /proc/sys/net/netfilter/nf_conntrack_max proc/sys/net/netfilter/nf_conntrack_max
+  copy /proc/net/stat/nf_conntrack proc/net/stat/nf_conntrack
+fi
+# The filesystem collector (checked for its series, not its values) gets a
+# single mount, of the fixture's own root.
+mkdir -p proc/1
+echo '24 1 254:1 / / rw,relatime shared:1 - ext4 /dev/vda1 rw' >proc/1/mountinfo
+
+# sys/: cpu (online, isolated, topology) and diskstats (rotational) and
+# netclass (every readable attribute of each network device).
+for f in isolated online possible present kernel_max; do
+  copy "/sys/devices/system/cpu/$f" "sys/devices/system/cpu/$f"
+done
+for cpu in /sys/devices/system/cpu/cpu[0-9]*; do
+  n=$(basename "$cpu")
+  mkdir -p "sys/devices/system/cpu/$n"
+  if [ -r "$cpu/online" ]; then copy "$cpu/online" "sys/devices/system/cpu/$n/online"; fi
+  for f in core_id physical_package_id; do
+    copy "$cpu/topology/$f" "sys/devices/system/cpu/$n/topology/$f"
+  done
+done
+for dev in $(awk '{print $3}' /proc/diskstats); do
+  if [ -r "/sys/block/$dev/queue/rotational" ]; then
+    copy "/sys/block/$dev/queue/rotational" "sys/block/$dev/queue/rotational"
+  fi
+done
+for dev in /sys/class/net/*; do
+  n=$(basename "$dev")
+  mkdir -p "sys/class/net/$n"
+  for f in "$dev"/*; do
+    [ -f "$f" ] || continue
+    # Attributes a virtual device does not support fail to read: skip them.
+    cat "$f" >"sys/class/net/$n/$(basename "$f")" 2>/dev/null || rm -f "sys/class/net/$n/$(basename "$f")"
+  done
+done
+
+# rootfs/: os.
+copy /etc/os-release rootfs/etc/os-release
+
+# Synthetic: the devices Docker makes for bench containers, so that the golden
+# output shows they are skipped (counters copied from docker0, or zeros).
+if ! grep -q 'veth' proc/net/dev; then
+  docker0=$(grep 'docker0:' proc/net/dev | cut -d: -f2 || true)
+  [ -n "$docker0" ] || docker0=' 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0'
+  printf 'veth1a2b3c4:%s\nbr-0123456789ab:%s\n' "$docker0" "$docker0" >>proc/net/dev
+fi
+for n in veth1a2b3c4 br-0123456789ab; do
+  mkdir -p "sys/class/net/$n"
+  echo up >"sys/class/net/$n/operstate"
+  echo 1500 >"sys/class/net/$n/mtu"
+done
+
+# Synthetic: udev's database, which this machine (a container) lacks, for the
+# first disk that diskstats reports, so that node_disk_info shows its labels.
+read -r major minor dev < <(awk '$3 !~ /^(loop|zram|ram|fd)/ {print $1, $2, $3; exit}' /proc/diskstats)
+mkdir -p rootfs/run/udev/data
+cat >"rootfs/run/udev/data/b$major:$minor" <<EOF
+S:disk/by-path/virtio-pci-0000:00:05.0
+E:DEVNAME=/dev/$dev
+E:DEVTYPE=disk
+E:ID_PATH=virtio-pci-0000:00:05.0
+E:ID_PART_TABLE_TYPE=gpt
+E:ID_SERIAL=fixture-disk-0
+EOF
+echo "snapshot: done; now run go test ./exporters/host -run Golden -update"

@@ -16,7 +16,9 @@ import (
 
 type funcCollector func(ctx context.Context, ch chan<- prometheus.Metric) error
 
-func (f funcCollector) Update(ctx context.Context, ch chan<- prometheus.Metric) error { return f(ctx, ch) }
+func (f funcCollector) Update(ctx context.Context, ch chan<- prometheus.Metric) error {
+	return f(ctx, ch)
+}
 
 var fooDesc = prometheus.NewDesc("foo", "A test metric.", nil, nil)
 

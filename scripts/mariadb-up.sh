@@ -32,7 +32,7 @@ password=$(head -c 18 /dev/urandom | base64 | tr -d '/+=')
 $sudo mariadb <<SQL
 CREATE USER IF NOT EXISTS 'hybrid_exporter'@'localhost';
 ALTER USER 'hybrid_exporter'@'localhost' IDENTIFIED BY '${password}' WITH MAX_USER_CONNECTIONS 3;
-GRANT PROCESS, REPLICATION CLIENT, SELECT ON *.* TO 'hybrid_exporter'@'localhost';
+GRANT PROCESS, REPLICATION CLIENT, SLAVE MONITOR, SELECT ON *.* TO 'hybrid_exporter'@'localhost';
 SQL
 umask 077
 tmp=$(mktemp "$creds.XXXXXX")

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"log/slog"
-	"os"
 	"strings"
 	"syscall"
 	"testing"
@@ -17,31 +16,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/hybridsuite/hybrid/test/burner/burnerimage"
+	"github.com/hybridsuite/hybrid/test/dockertest"
 )
 
 // testLabel marks every container these tests create, so leftovers of a
 // killed run can be found and removed.
 const testLabel = "io.hybrid.test"
-
-// dockerOrSkip connects to the local engine. Without one the test is skipped,
-// except in CI (CI=true) where a missing engine is a failure.
-func dockerOrSkip(t *testing.T) *client.Client {
-	t.Helper()
-	cli, err := client.New(client.FromEnv)
-	if err == nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		_, err = cli.Ping(ctx, client.PingOptions{NegotiateAPIVersion: true})
-		cancel()
-	}
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("Docker engine required in CI but unreachable: %v", err)
-		}
-		t.Skipf("Docker engine unreachable, skipping (set CI=true to make this a failure): %v", err)
-	}
-	t.Cleanup(func() { cli.Close() })
-	return cli
-}
 
 type scraped struct {
 	values map[string]float64 // "<metric>/<container name>" -> value
@@ -102,8 +82,7 @@ type testContainer struct {
 	health *container.HealthConfig
 }
 
-// runContainer creates and starts a container and removes it at cleanup,
-// whatever the test outcome.
+// runContainer runs a test container, labelled as a bench when tc.bench is set.
 func runContainer(ctx context.Context, t *testing.T, cli *client.Client, image string, tc testContainer) string {
 	t.Helper()
 	labels := map[string]string{testLabel: "exporters-bench"}
@@ -111,25 +90,8 @@ func runContainer(ctx context.Context, t *testing.T, cli *client.Client, image s
 		labels[DefaultLabel] = tc.bench
 	}
 	hc := tc.hc
-	res, err := cli.ContainerCreate(ctx, client.ContainerCreateOptions{
-		Name:       tc.name,
-		Config:     &container.Config{Image: image, Cmd: tc.cmd, Labels: labels, Healthcheck: tc.health},
-		HostConfig: &hc,
-	})
-	if err != nil {
-		t.Fatalf("create container %s: %v", tc.name, err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		defer cancel()
-		if _, err := cli.ContainerRemove(ctx, res.ID, client.ContainerRemoveOptions{Force: true}); err != nil {
-			t.Errorf("remove container %s: %v", tc.name, err)
-		}
-	})
-	if _, err := cli.ContainerStart(ctx, res.ID, client.ContainerStartOptions{}); err != nil {
-		t.Fatalf("start container %s: %v", tc.name, err)
-	}
-	return res.ID
+	return dockertest.Run(ctx, t, cli, tc.name,
+		&container.Config{Image: image, Cmd: tc.cmd, Labels: labels, Healthcheck: tc.health}, &hc)
 }
 
 // removeLeftovers removes containers of earlier runs of these tests that
@@ -158,7 +120,7 @@ func uniqueSuffix(t *testing.T) string {
 }
 
 func TestDocker_BenchContainers_CPUOOMRestartsFromRealEngine(t *testing.T) {
-	cli := dockerOrSkip(t)
+	cli := dockertest.Client(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	removeLeftovers(ctx, t, cli)

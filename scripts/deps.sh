@@ -1,18 +1,24 @@
 #!/usr/bin/env bash
 # Installs (when missing) and starts what `make run`, `make test` and `make bench`
-# need on a Debian or Ubuntu machine: MariaDB server, promtool, the peers we compare
-# against (node_exporter, mysqld_exporter). Idempotent: a second run changes nothing.
+# need on a Debian or Ubuntu machine: MariaDB server, promtool and Prometheus,
+# Alertmanager and amtool, and the peers we compare against (node_exporter,
+# mysqld_exporter). Idempotent: a second run changes nothing. Services are not
+# started here: tests start their own instances, `make run` starts MariaDB.
 set -euo pipefail
 
 need_pkgs=()
-want() { # want <command-or-path> <debian-package>
-  if ! command -v "$1" >/dev/null 2>&1 && [ ! -e "$1" ]; then need_pkgs+=("$2"); fi
+want() { # want <command> <debian-package>: the package when the command is missing
+  if command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ]; then return; fi
+  case " ${need_pkgs[*]} " in *" $2 "*) ;; *) need_pkgs+=("$2") ;; esac
 }
 want mariadbd mariadb-server
+want mariadb-install-db mariadb-server
 want mariadb mariadb-client
 want promtool prometheus
 want prometheus-node-exporter prometheus-node-exporter
 want prometheus-mysqld-exporter prometheus-mysqld-exporter
+want prometheus-alertmanager prometheus-alertmanager
+want amtool prometheus-alertmanager
 want curl curl
 
 if [ ${#need_pkgs[@]} -gt 0 ]; then
@@ -24,8 +30,8 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
   echo "deps: installing ${need_pkgs[*]} (apt-get)"
   $sudo apt-get update -qq
-  # No service is started by the packages' scripts: we start what we need below,
-  # and the peers are started by the bench script only.
+  # No service is started by the packages' scripts (policy-rc.d says no):
+  # tests start their own instances and the bench script starts the peers.
   printf '#!/bin/sh\nexit 101\n' | $sudo tee /usr/sbin/policy-rc.d >/dev/null
   $sudo chmod +x /usr/sbin/policy-rc.d
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null

@@ -1,0 +1,406 @@
+package mariadb
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/hybridsuite/hybrid/exporters"
+)
+
+// Options configures a Collector. Zero durations take the defaults.
+type Options struct {
+	CredentialsFile   string        // my.cnf style file, 0600
+	QueryTimeout      time.Duration // per query, default 2s
+	LockWaitTimeout   time.Duration // default 2s
+	DatabasesInterval time.Duration // default 5m
+}
+
+const (
+	defaultQueryTimeout      = 2 * time.Second
+	defaultLockWaitTimeout   = 2 * time.Second
+	defaultDatabasesInterval = 5 * time.Minute
+
+	// A scrape and the database refresh each hold one connection at a time;
+	// the third is slack for a scrape that overlaps a refresh's point queries.
+	maxOpenConns = 3
+	// Connections are recycled so a restarted or failed-over server is
+	// picked up even by a pool that never saw an error.
+	connMaxLifetime = 10 * time.Minute
+	connMaxIdleTime = 2 * time.Minute
+)
+
+// Collector exports a MariaDB server's metrics under mysqld_exporter's names
+// (mysql_*) plus per-database sizes (hybrid_mariadb_*).
+type Collector struct {
+	logger *slog.Logger
+	opts   Options
+	addr   string // where the server is, for messages (never the DSN)
+	user   string
+	db     *sql.DB
+
+	scrapers  []scraper
+	databases *databaseSizes
+	upDesc    *prometheus.Desc
+
+	// Scrapes are single-flight: see Update.
+	flightMu sync.Mutex
+	flight   *flight
+
+	// Up/down transitions, so each is logged once.
+	stateMu   sync.Mutex
+	state     serverState
+	downSince time.Time
+
+	startOnce sync.Once
+	closeOnce sync.Once
+	stop      context.CancelFunc // set by Start
+	stopped   chan struct{}      // closed when the refresh loop has returned
+
+	// Instrumentation for tests: query sets run, and the most that ever ran at once.
+	querySets    atomic.Int64
+	running      atomic.Int64
+	maxRunning   atomic.Int64
+	beforeScrape func() // test hook, nil in production
+}
+
+var _ exporters.Collector = (*Collector)(nil)
+
+// scraper reads one group of metrics from the server. Each lives in its own
+// file and builds its fixed descriptors in its constructor.
+type scraper interface {
+	scrape(ctx context.Context, db *sql.DB, emit func(prometheus.Metric)) error
+}
+
+type serverState int
+
+const (
+	stateUnknown serverState = iota
+	stateUp
+	stateDown
+)
+
+// New reads and checks the credentials file and prepares a connection pool.
+// It does not need the server to be up: the first Update reports mysql_up 0
+// until it is, and the pool reconnects by itself afterwards.
+func New(logger *slog.Logger, opts Options) (*Collector, error) {
+	if opts.CredentialsFile == "" {
+		return nil, errors.New("mariadb: Options.CredentialsFile is empty")
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.QueryTimeout <= 0 {
+		opts.QueryTimeout = defaultQueryTimeout
+	}
+	if opts.LockWaitTimeout <= 0 {
+		opts.LockWaitTimeout = defaultLockWaitTimeout
+	}
+	if opts.DatabasesInterval <= 0 {
+		opts.DatabasesInterval = defaultDatabasesInterval
+	}
+	creds, err := readCredentials(opts.CredentialsFile)
+	if err != nil {
+		return nil, err
+	}
+	connector, err := mysql.NewConnector(driverConfig(creds, opts, logger))
+	if err != nil {
+		// The config holds the password: name the address, not the error's input.
+		return nil, fmt.Errorf("mariadb: configure connection to %s: %w", creds.address(), err)
+	}
+	db := sql.OpenDB(connector)
+	db.SetMaxOpenConns(maxOpenConns)
+	db.SetMaxIdleConns(maxOpenConns)
+	db.SetConnMaxLifetime(connMaxLifetime)
+	db.SetConnMaxIdleTime(connMaxIdleTime)
+
+	c := &Collector{
+		logger: logger,
+		opts:   opts,
+		addr:   creds.address(),
+		user:   creds.User,
+		db:     db,
+		scrapers: []scraper{
+			newGlobalStatus(),
+			newGlobalVariables(),
+			newReplicaStatus(logger),
+			newProcesslist(),
+		},
+		databases: newDatabaseSizes(logger, db, opts.QueryTimeout, databasesTimeout(opts.DatabasesInterval)),
+		upDesc:    prometheus.NewDesc("mysql_up", "Whether the MariaDB server answered the exporter's ping (1) or not (0).", nil, nil),
+		stopped:   make(chan struct{}),
+	}
+	return c, nil
+}
+
+// driverConfig builds the driver's config directly rather than through a DSN
+// string, so no string holding the password ever exists to leak into an
+// error. Every new connection runs SET lock_wait_timeout (a scrape never
+// queues behind DDL's metadata lock) and SET max_statement_time (the server
+// itself abandons a query the exporter gave up on; MariaDB-only).
+func driverConfig(creds credentials, opts Options, logger *slog.Logger) *mysql.Config {
+	cfg := mysql.NewConfig()
+	cfg.User = creds.User
+	cfg.Passwd = creds.Password
+	cfg.Net = creds.network()
+	cfg.Addr = creds.address()
+	cfg.Timeout = opts.QueryTimeout // dial
+	cfg.Logger = driverLogger{logger}
+	cfg.Params = map[string]string{
+		"lock_wait_timeout":  strconv.Itoa(max(1, int(math.Ceil(opts.LockWaitTimeout.Seconds())))),
+		"max_statement_time": strconv.FormatFloat(opts.QueryTimeout.Seconds(), 'f', 3, 64),
+	}
+	return cfg
+}
+
+// databasesTimeout bounds one refresh of the database sizes.
+func databasesTimeout(interval time.Duration) time.Duration {
+	return min(interval, time.Minute)
+}
+
+// driverLogger routes the driver's own messages ("closing bad idle
+// connection", ...) to slog. They never hold the password; what matters
+// reaches the caller as an error anyway, hence Debug.
+type driverLogger struct{ logger *slog.Logger }
+
+func (l driverLogger) Print(v ...any) {
+	l.logger.Debug("mariadb driver: " + strings.TrimSpace(fmt.Sprint(v...)))
+}
+
+// Start launches the background refresh of the per-database sizes: the first
+// refresh runs at once, then one every DatabasesInterval. It returns at once;
+// the loop ends with ctx or Close.
+func (c *Collector) Start(ctx context.Context) {
+	c.startOnce.Do(func() {
+		ctx, cancel := context.WithCancel(ctx)
+		c.stop = cancel
+		go func() {
+			defer close(c.stopped)
+			c.databases.run(ctx, c.opts.DatabasesInterval)
+		}()
+	})
+}
+
+// Close stops the refresh loop and closes the connection pool.
+func (c *Collector) Close() error {
+	var err error
+	c.closeOnce.Do(func() {
+		c.startOnce.Do(func() {}) // a Start after Close does nothing
+		if c.stop != nil {
+			c.stop()
+			<-c.stopped
+		}
+		if cerr := c.db.Close(); cerr != nil {
+			err = fmt.Errorf("mariadb: close connections to %s: %w", c.addr, cerr)
+		}
+	})
+	return err
+}
+
+// flight is one run of the query set, whose result every Update that asked
+// for it while it ran receives.
+type flight struct {
+	done    chan struct{}
+	metrics []prometheus.Metric
+	err     error
+}
+
+// Update sends the server's metrics. Scrapes are single-flight: an Update
+// that arrives while another runs waits for that run and sends its result,
+// so ten concurrent scrapes cost the server one query set, not ten, and a
+// slow server never piles up queries. The run uses the first caller's
+// deadline; a waiter gives up at its own.
+func (c *Collector) Update(ctx context.Context, ch chan<- prometheus.Metric) error {
+	c.flightMu.Lock()
+	f := c.flight
+	leader := f == nil
+	if leader {
+		f = &flight{done: make(chan struct{})}
+		c.flight = f
+	}
+	c.flightMu.Unlock()
+
+	if leader {
+		c.lead(ctx, f)
+	} else {
+		select {
+		case <-f.done:
+		case <-ctx.Done():
+			return fmt.Errorf("mariadb: wait for the running scrape: %w", ctx.Err())
+		}
+	}
+	for _, m := range f.metrics {
+		select {
+		case ch <- m:
+		case <-ctx.Done():
+			return fmt.Errorf("mariadb: send metrics: %w", ctx.Err())
+		}
+	}
+	return f.err
+}
+
+// lead runs the query set for f and releases its waiters, even if it panics.
+func (c *Collector) lead(ctx context.Context, f *flight) {
+	defer func() {
+		c.flightMu.Lock()
+		c.flight = nil
+		c.flightMu.Unlock()
+		close(f.done)
+	}()
+	f.metrics, f.err = c.scrape(ctx)
+}
+
+// scrape runs the query set once. A failed ping yields mysql_up 0 and an
+// error; otherwise every scraper runs under its own query timeout and the
+// failures are joined, so one failing query does not hide the others' metrics.
+func (c *Collector) scrape(ctx context.Context) ([]prometheus.Metric, error) {
+	c.querySets.Add(1)
+	n := c.running.Add(1)
+	defer c.running.Add(-1)
+	for {
+		m := c.maxRunning.Load()
+		if n <= m || c.maxRunning.CompareAndSwap(m, n) {
+			break
+		}
+	}
+	if c.beforeScrape != nil {
+		c.beforeScrape()
+	}
+
+	var metrics []prometheus.Metric
+	emit := func(m prometheus.Metric) { metrics = append(metrics, m) }
+
+	pingCtx, cancel := context.WithTimeout(ctx, c.opts.QueryTimeout)
+	err := c.db.PingContext(pingCtx)
+	cancel()
+	if err != nil {
+		err = fmt.Errorf("mariadb: connect to %s as %s: %w", c.addr, c.user, err)
+		c.markDown(err)
+		emit(prometheus.MustNewConstMetric(c.upDesc, prometheus.GaugeValue, 0))
+		return metrics, err
+	}
+	c.markUp()
+	emit(prometheus.MustNewConstMetric(c.upDesc, prometheus.GaugeValue, 1))
+
+	var errs []error
+	for _, s := range c.scrapers {
+		qctx, cancel := context.WithTimeout(ctx, c.opts.QueryTimeout)
+		err := s.scrape(qctx, c.db, emit)
+		cancel()
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	c.databases.collect(emit)
+	if err := errors.Join(errs...); err != nil {
+		return metrics, fmt.Errorf("mariadb: %w", err)
+	}
+	return metrics, nil
+}
+
+// markDown logs once when the server stops answering.
+func (c *Collector) markDown(err error) {
+	c.stateMu.Lock()
+	defer c.stateMu.Unlock()
+	if c.state == stateDown {
+		return
+	}
+	c.state = stateDown
+	c.downSince = time.Now()
+	c.logger.Warn("mariadb is down; reporting mysql_up 0 until it answers again", "addr", c.addr, "err", err)
+}
+
+// markUp logs the first contact and the recovery after a failure.
+func (c *Collector) markUp() {
+	c.stateMu.Lock()
+	defer c.stateMu.Unlock()
+	switch c.state {
+	case stateUnknown:
+		c.logger.Info("mariadb is up", "addr", c.addr, "user", c.user)
+	case stateDown:
+		c.logger.Info("mariadb is up again", "addr", c.addr, "down_for", time.Since(c.downSince).Round(time.Second))
+	}
+	c.state = stateUp
+}
+
+// descCache holds the descriptors of metrics named after what the server
+// returns (one per status or variable name); the fixed ones are built in the
+// scrapers' constructors. The server's variable names bound its size.
+type descCache struct {
+	prefix string
+	help   string
+	labels []string
+
+	mu    sync.Mutex
+	descs map[string]*prometheus.Desc
+}
+
+func newDescCache(prefix, help string, labels ...string) *descCache {
+	return &descCache{prefix: prefix, help: help, labels: labels, descs: map[string]*prometheus.Desc{}}
+}
+
+func (d *descCache) get(name string) *prometheus.Desc {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	desc, ok := d.descs[name]
+	if !ok {
+		desc = prometheus.NewDesc(d.prefix+name, d.help, d.labels, nil)
+		d.descs[name] = desc
+	}
+	return desc
+}
+
+// metricName turns a status, variable or column name into a metric name
+// suffix the way mysqld_exporter does: every character outside [a-zA-Z0-9_]
+// becomes '_', and everything is lower case.
+func metricName(s string) string {
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r >= 'A' && r <= 'Z':
+			return r + ('a' - 'A')
+		case r >= 'a' && r <= 'z', r >= '0' && r <= '9', r == '_':
+			return r
+		default:
+			return '_'
+		}
+	}, s)
+}
+
+// parseValue reads a SHOW STATUS / SHOW VARIABLES / SHOW SLAVE STATUS value
+// as mysqld_exporter does: ON/YES/... are 1, OFF/NO/DISABLED/... are 0,
+// dates become Unix timestamps, numbers are numbers; anything else (paths,
+// names, empty values) is not a metric.
+func parseValue(raw []byte) (float64, bool) {
+	s := string(raw)
+	switch strings.ToLower(s) {
+	case "yes", "on":
+		return 1, true
+	case "no", "off", "disabled":
+		return 0, true
+	case "connecting": // Slave_IO_Running while it has not connected: not running
+		return 0, true
+	case "primary":
+		return 1, true
+	case "non-primary", "disconnected":
+		return 0, true
+	}
+	if ts, err := time.Parse("Jan 02 15:04:05 2006 MST", s); err == nil {
+		return float64(ts.Unix()), true
+	}
+	if ts, err := time.Parse(time.DateTime, s); err == nil {
+		return float64(ts.Unix()), true
+	}
+	v, err := strconv.ParseFloat(s, 64)
+	return v, err == nil
+}

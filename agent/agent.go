@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/exporter-toolkit/web"
 
 	"github.com/hybridsuite/hybrid/exporters"
+	"github.com/hybridsuite/hybrid/internal/webauth"
 )
 
 // Agent serves the exporters' metrics.
@@ -32,8 +33,8 @@ func New(cfg Config, logger *slog.Logger) (*Agent, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("invalid configuration:\n%w", err)
 	}
-	webConfig, err := ensureWebConfig(cfg, logger)
-	if err != nil {
+	webConfig := cfg.WebConfigFile()
+	if err := webauth.Ensure(webConfig, cfg.Web.ConfigFile != "", logger); err != nil {
 		return nil, err
 	}
 	if err := web.Validate(webConfig); err != nil {

@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/common/model"
 	"github.com/stretchr/testify/require"
 
+	"github.com/hybridsuite/hybrid/internal/webauth"
 	"github.com/hybridsuite/hybrid/test/burner/burnerimage"
 	"github.com/hybridsuite/hybrid/test/dockertest"
 	"github.com/hybridsuite/hybrid/test/mariadbtest"
@@ -87,7 +88,7 @@ func (r runningAgent) get(t *testing.T, path, user, password string) (int, strin
 
 func (r runningAgent) scrape(t *testing.T) (string, map[string]*dto.MetricFamily) {
 	t.Helper()
-	code, body := r.get(t, "/metrics", MetricsUser, r.password)
+	code, body := r.get(t, "/metrics", webauth.User, r.password)
 	require.Equal(t, http.StatusOK, code, body)
 	parser := expfmt.NewTextParser(model.UTF8Validation)
 	families, err := parser.TextToMetricFamilies(strings.NewReader(body))
@@ -155,10 +156,10 @@ func TestAgent_AllCollectors_ServedBehindBasicAuth(t *testing.T) {
 		for _, path := range []string{"/metrics", "/healthz", "/"} {
 			code, _ := a.get(t, path, "", "")
 			require.Equal(t, http.StatusUnauthorized, code, "%s without credentials", path)
-			code, _ = a.get(t, path, MetricsUser, "wrong")
+			code, _ = a.get(t, path, webauth.User, "wrong")
 			require.Equal(t, http.StatusUnauthorized, code, "%s with a wrong password", path)
 		}
-		code, body := a.get(t, "/healthz", MetricsUser, a.password)
+		code, body := a.get(t, "/healthz", webauth.User, a.password)
 		require.Equal(t, http.StatusOK, code)
 		require.Equal(t, "ok\n", body)
 	})

@@ -8,6 +8,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${N:-200}
+ONLY=${ONLY:-host mariadb bench}   # e.g. ONLY=host make bench
+only() { case " $ONLY " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 BENCH_CONTAINERS=${BENCH_CONTAINERS:-200}
 work=$(mktemp -d)
 pids=()
@@ -43,6 +45,7 @@ start_agent() { # start_agent <name> <port> <yaml body>; sets agent_pid
   wait_http "http://127.0.0.1:$2/metrics" "hybrid:$(cat "$dir/agent/metrics.password")"
 }
 
+if only host; then
 echo "== host: hybrid-agent vs prometheus-node-exporter $(prometheus-node-exporter --version 2>&1 | head -1 | awk '{print $3}')"
 start_agent host 19470 $'mariadb:\n  enabled: false\nbench:\n  enabled: false'
 ours=$agent_pid
@@ -53,7 +56,9 @@ wait_http http://127.0.0.1:19100/metrics
   -target "hybrid-agent host,http://127.0.0.1:19470/metrics,$ours,hybrid,$work/host/agent/metrics.password" \
   -target "node_exporter,http://127.0.0.1:19100/metrics,$peer"
 kill "$ours" "$peer"
+fi
 
+if only mariadb; then
 echo
 echo "== mariadb: hybrid-agent vs prometheus-mysqld-exporter"
 bash scripts/mariadb-up.sh "$work/mariadb.cnf" >/dev/null
@@ -66,7 +71,9 @@ wait_http http://127.0.0.1:19104/metrics
   -target "hybrid-agent mariadb,http://127.0.0.1:19471/metrics,$ours,hybrid,$work/mariadb/agent/metrics.password" \
   -target "mysqld_exporter,http://127.0.0.1:19104/metrics,$peer"
 kill "$ours" "$peer"
+fi
 
+if only bench; then
 echo
 echo "== bench: hybrid-agent with $BENCH_CONTAINERS bench containers (target: < 100 ms CPU per scrape)"
 CGO_ENABLED=0 go build -o "$work/img/burner" ./test/burner
@@ -84,3 +91,4 @@ ours=$agent_pid
 sleep 2 # let the inventory settle
 "$work/scrapebench" -n "$N" -title "bench ($BENCH_CONTAINERS containers)" \
   -target "hybrid-agent bench,http://127.0.0.1:19472/metrics,$ours,hybrid,$work/bench/agent/metrics.password"
+fi

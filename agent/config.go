@@ -1,20 +1,15 @@
 package agent
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
-	"os"
 	"path/filepath"
-	"regexp"
-	"strconv"
 	"strings"
 	"time"
 
-	"go.yaml.in/yaml/v3"
+	"github.com/hybridsuite/hybrid/internal/strictyaml"
 )
 
 // Config is the agent's configuration. Defaults come from DefaultConfig, then a
@@ -103,70 +98,8 @@ func DefaultConfig() Config {
 // LoadConfig reads path over the defaults. Unknown keys are errors.
 func LoadConfig(path string) (Config, error) {
 	cfg := DefaultConfig()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return cfg, fmt.Errorf("read config: %w", err)
-	}
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
-		return cfg, fmt.Errorf("config %s: %w", path, nameFields(data, err))
-	}
-	return cfg, nil
-}
-
-var errLine = regexp.MustCompile(`^line (\d+): `)
-
-// nameFields rewrites yaml's "line N: problem" messages as
-// "line N: field.path: problem", so that every problem names its field.
-func nameFields(data []byte, err error) error {
-	var typeErr *yaml.TypeError
-	if !errors.As(err, &typeErr) {
-		return err
-	}
-	var root yaml.Node
-	if yaml.Unmarshal(data, &root) != nil {
-		return err
-	}
-	fields := map[int]string{}
-	var walk func(n *yaml.Node, prefix string)
-	walk = func(n *yaml.Node, prefix string) {
-		switch n.Kind {
-		case yaml.DocumentNode, yaml.SequenceNode:
-			for _, c := range n.Content {
-				walk(c, prefix)
-			}
-		case yaml.MappingNode:
-			for i := 0; i+1 < len(n.Content); i += 2 {
-				key := n.Content[i].Value
-				if prefix != "" {
-					key = prefix + "." + key
-				}
-				fields[n.Content[i].Line] = key
-				walk(n.Content[i+1], key)
-			}
-		}
-	}
-	walk(&root, "")
-	msgs := make([]string, 0, len(typeErr.Errors))
-	for _, msg := range typeErr.Errors {
-		if m := errLine.FindStringSubmatch(msg); m != nil {
-			line, _ := strconv.Atoi(m[1])
-			if field, ok := fields[line]; ok {
-				if strings.Contains(msg, "field "+lastPart(field)+" not found") {
-					msg = m[0] + field + ": unknown key"
-				} else {
-					msg = m[0] + field + ": " + msg[len(m[0]):]
-				}
-			}
-		}
-		msgs = append(msgs, msg)
-	}
-	return errors.New(strings.Join(msgs, "; "))
-}
-
-func lastPart(field string) string {
-	return field[strings.LastIndexByte(field, '.')+1:]
+	err := strictyaml.DecodeFile(path, &cfg)
+	return cfg, err
 }
 
 // WebConfigFile is the web configuration in effect.

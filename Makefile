@@ -1,7 +1,7 @@
 GO ?= go
 TEST_TIMEOUT ?= 20m
 
-.PHONY: all build run test check bench deps clean
+.PHONY: all build run test check bench deps dashboards clean
 
 all: build
 
@@ -28,6 +28,10 @@ check:
 ## bench: our exporters beside node_exporter and mysqld_exporter on this machine
 bench: deps build
 	@bash scripts/bench.sh
+
+## dashboards: regenerate dashboards/*.json from the Go code (a test fails on drift)
+dashboards:
+	$(GO) run ./dashboards/cmd/gen -out dashboards -prune
 
 clean:
 	rm -rf bin .run

@@ -94,3 +94,14 @@ func parseNodeFlags(args []string) error {
 	}
 	return nil
 }
+
+// nodeFlag is the value of one of node_exporter's flags, as parseNodeFlags
+// left it: how the collectors this package reimplements read node_exporter's
+// configuration.
+func nodeFlag(name string) string {
+	f := kingpin.CommandLine.GetFlag(name)
+	if f == nil {
+		return ""
+	}
+	return f.Model().Value.String()
+}

@@ -53,6 +53,9 @@ func DefaultCollectors() []string {
 const (
 	directoriesName = "directories"
 	processesName   = "processes"
+	// node_exporter's collectors that this package reimplements.
+	netclassName = "netclass"
+	netstatName  = "netstat"
 )
 
 func (o Options) withDefaults() Options {
@@ -111,6 +114,9 @@ func (o Options) validate() error {
 type Host struct {
 	collectors map[string]exporters.Collector
 	dirs       *directoriesCollector
+	processes  *processesCollector
+	netclass   *netclassCollector // nil when not enabled
+	netstat    *netstatCollector  // nil when not enabled
 
 	mu      sync.Mutex
 	started bool
@@ -132,16 +138,40 @@ func New(logger *slog.Logger, opts Options) (*Host, error) {
 	if err := parseNodeFlags(nodeArgs(opts)); err != nil {
 		return nil, err
 	}
-	// With no names NewNodeCollector would start every enabled collector;
-	// after DisableDefaultCollectors that is exactly opts.Collectors.
-	nc, err := collector.NewNodeCollector(logger, opts.Collectors...)
-	if err != nil {
-		return nil, fmt.Errorf("start node_exporter collectors: %w", err)
+	h := &Host{collectors: make(map[string]exporters.Collector, len(opts.Collectors)+2)}
+	// node_exporter's netclass and netstat, reimplemented for their cost,
+	// with the same series: see doc.go.
+	var nodeNames []string
+	for _, name := range opts.Collectors {
+		switch name {
+		case netclassName:
+			c, err := newNetclassCollector(logger.With("collector", name), opts.SysFS,
+				nodeFlag("collector.netclass.ignored-devices"), nodeFlag("collector.netclass.ignore-invalid-speed") == "true")
+			if err != nil {
+				return nil, err
+			}
+			h.netclass = c
+			h.collectors[name] = c
+		case netstatName:
+			c, err := newNetstatCollector(opts.ProcFS, nodeFlag("collector.netstat.fields"))
+			if err != nil {
+				return nil, err
+			}
+			h.netstat = c
+			h.collectors[name] = c
+		default:
+			nodeNames = append(nodeNames, name)
+		}
 	}
-
-	h := &Host{collectors: make(map[string]exporters.Collector, len(nc.Collectors)+2)}
-	for name, c := range nc.Collectors {
-		h.collectors[name] = &nodeCollector{name: name, c: c, logger: logger.With("collector", name)}
+	// With no names NewNodeCollector would start every enabled collector.
+	if len(nodeNames) > 0 {
+		nc, err := collector.NewNodeCollector(logger, nodeNames...)
+		if err != nil {
+			return nil, fmt.Errorf("start node_exporter collectors: %w", err)
+		}
+		for name, c := range nc.Collectors {
+			h.collectors[name] = &nodeCollector{name: name, c: c, logger: logger.With("collector", name)}
+		}
 	}
 	h.dirs = newDirectoriesCollector(logger.With("collector", directoriesName), []watchedDir{
 		{kind: "benches", path: filepath.Join(opts.Root, "benches")},
@@ -149,7 +179,8 @@ func New(logger *slog.Logger, opts Options) (*Host, error) {
 		{kind: "mariadb_datadir", path: opts.MariaDBDataDir},
 	}, opts.DirectoryInterval)
 	h.collectors[directoriesName] = h.dirs
-	h.collectors[processesName] = newProcessesCollector(logger.With("collector", processesName), opts.ProcFS)
+	h.processes = newProcessesCollector(logger.With("collector", processesName), opts.ProcFS)
+	h.collectors[processesName] = h.processes
 	return h, nil
 }
 
@@ -181,7 +212,9 @@ func (h *Host) Start(ctx context.Context) {
 	}()
 }
 
-// Close stops the directory measurements and waits for a running one to stop.
+// Close stops the directory measurements, waits for a running one to stop,
+// and closes the /proc and /sys files the collectors keep open between
+// scrapes (a scrape after Close opens them again).
 func (h *Host) Close() error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -190,6 +223,13 @@ func (h *Host) Close() error {
 		h.cancel()
 		<-h.done
 		h.cancel = nil
+	}
+	h.processes.close()
+	if h.netclass != nil {
+		h.netclass.close()
+	}
+	if h.netstat != nil {
+		h.netstat.close()
 	}
 	return nil
 }

@@ -47,6 +47,9 @@ func fixtureOptions() Options {
 }
 
 func TestMain(m *testing.M) {
+	if os.Getenv(setEUIDHelperEnv) != "" {
+		os.Exit(setEUIDHelper())
+	}
 	flag.Parse()
 	h, err := New(slog.New(slog.DiscardHandler), fixtureOptions())
 	if err != nil {
@@ -216,4 +219,16 @@ func TestNodeCollector_NoData_SucceedsWithoutSeries(t *testing.T) {
 	ch := make(chan prometheus.Metric, 16)
 	require.NoError(t, c.Update(context.Background(), ch))
 	require.Empty(t, ch)
+}
+
+func TestHost_Close_ClosesTheFilesKeptOpen(t *testing.T) {
+	before := openFDs(t)
+	h, err := New(slog.New(slog.DiscardHandler), fixtureOptions())
+	require.NoError(t, err)
+	for _, name := range []string{netclassName, netstatName, processesName} {
+		require.NoError(t, h.Collectors()[name].Update(context.Background(), make(chan prometheus.Metric, 1024)))
+	}
+	require.Greater(t, openFDs(t), before)
+	require.NoError(t, h.Close())
+	require.Equal(t, before, openFDs(t))
 }

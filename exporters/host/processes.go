@@ -11,12 +11,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/shirou/gopsutil/v4/common"
-	"github.com/shirou/gopsutil/v4/process"
+	"golang.org/x/sys/unix"
 
 	"github.com/hybridsuite/hybrid/exporters"
 )
@@ -30,35 +28,52 @@ const userHZ = 100
 // renamed or newly created user shows up.
 const userNameTTL = 10 * time.Minute
 
+// maxKeptStatFiles caps how many /proc/<pid>/stat files stay open between
+// scrapes (and a quarter of the open-file limit does); processes beyond have
+// theirs opened on every scrape.
+const maxKeptStatFiles = 8192
+
 // processesCollector counts processes, threads, resident memory and CPU time
-// per user. gopsutil lists the processes (under ProcFS, through its HOST_PROC
-// context override); each one's two small files are then read directly,
-// because building gopsutil's Process objects reads four files (status twice)
-// and makes a syscall per process, several times slower (see doc.go).
+// per user. It lists <ProcFS> and, per process, reads /proc/<pid>/stat
+// (threads, RSS, CPU times, start time), kept open between scrapes (see
+// procfiles.go), and takes the effective uid from the owner of the
+// /proc/<pid> directory (see doc.go).
 type processesCollector struct {
 	logger     *slog.Logger
 	procFS     string
 	lookupUser func(uid string) (string, error)
 	now        func() time.Time
 	pageSize   float64
+	// uidFromOwner: the owner of /proc/<pid> is the process's effective uid
+	// (Linux 4.11 and later). Otherwise each process's status file is read.
+	uidFromOwner bool
+	maxKept      int
 
 	processesDesc, threadsDesc, rssDesc, cpuDesc *prometheus.Desc
 
-	mu       sync.Mutex // one update at a time: they share buf and the CPU state
+	mu       sync.Mutex // one update at a time: they share the buffers, the open files and the CPU state
+	dir      int        // <ProcFS>, open; -1 until the first update
+	dirBuf   []byte
 	buf      []byte
-	procs    map[int32]procCPU  // CPU time of each process at the last update
-	cpuByUID map[uint32]float64 // CPU seconds per uid, monotonic
+	pids     []int32
+	procs    map[int32]*procState
+	kept     int               // stat files kept open
+	update   uint64            // counts updates, to find the processes that are gone
+	cpuByUID map[uint32]uint64 // CPU time per uid, in ticks (exact, unlike float sums), monotonic
+	byUID    map[uint32]userTotals
 	names    map[uint32]userName
 }
 
 var _ exporters.Collector = (*processesCollector)(nil)
 
-// procCPU identifies a process across updates (a pid can be reused; its start
-// time tells) and holds the CPU time already counted for it.
-type procCPU struct {
-	start   uint64
-	uid     uint32
-	seconds float64
+// procState is what an update leaves of a process for the next: its stat
+// file, and the CPU time already counted. A pid can be reused: the start time
+// tells one process from the next.
+type procState struct {
+	statFD   int // -1 when not kept open
+	start    uint64
+	cpuTicks uint64
+	seen     uint64 // the last update that listed the process
 }
 
 type userName struct {
@@ -72,7 +87,7 @@ type procSample struct {
 	threads  uint64
 	rssPages uint64
 	start    uint64
-	seconds  float64
+	cpuTicks uint64 // user and system time, in 1/userHZ s
 }
 
 func newProcessesCollector(logger *slog.Logger, procFS string) *processesCollector {
@@ -85,11 +100,13 @@ func newProcessesCollector(logger *slog.Logger, procFS string) *processesCollect
 	}
 	labels := []string{"user"}
 	return &processesCollector{
-		logger:     logger,
-		procFS:     procFS,
-		lookupUser: lookup,
-		now:        time.Now,
-		pageSize:   float64(os.Getpagesize()),
+		logger:       logger,
+		procFS:       procFS,
+		lookupUser:   lookup,
+		now:          time.Now,
+		pageSize:     float64(os.Getpagesize()),
+		uidFromOwner: ownerIsEffectiveUID(procFS),
+		maxKept:      keptFiles(maxKeptStatFiles, 0.25),
 		processesDesc: prometheus.NewDesc("hybrid_host_processes",
 			"Processes whose effective user is the user (kernel threads count under root).", labels, nil),
 		threadsDesc: prometheus.NewDesc("hybrid_host_threads",
@@ -99,76 +116,82 @@ func newProcessesCollector(logger *slog.Logger, procFS string) *processesCollect
 		cpuDesc: prometheus.NewDesc("hybrid_host_process_cpu_seconds_total",
 			"User and system CPU time of the user's processes, counted from when the agent first saw each process; "+
 				"it does not drop when a process exits.", labels, nil),
-		buf:      make([]byte, 4096),
-		procs:    map[int32]procCPU{},
-		cpuByUID: map[uint32]float64{},
+		dir:      -1,
+		buf:      make([]byte, 1024),
+		procs:    map[int32]*procState{},
+		cpuByUID: map[uint32]uint64{},
+		byUID:    map[uint32]userTotals{},
 		names:    map[uint32]userName{},
 	}
 }
 
+// ownerIsEffectiveUID reports whether the kernel behind procFS makes each
+// /proc/<pid> directory owned by the process's effective uid. Since Linux 4.11
+// it does for every process; before, a process that is not dumpable (one that
+// changed its uids, as a daemon dropping root does) had it owned by root. A
+// kernel release that cannot be read or parsed counts as old.
+func ownerIsEffectiveUID(procFS string) bool {
+	b, err := os.ReadFile(filepath.Join(procFS, "sys/kernel/osrelease"))
+	if err != nil {
+		return false
+	}
+	major, rest, _ := bytes.Cut(bytes.TrimSpace(b), []byte("."))
+	i := 0
+	for i < len(rest) && rest[i] >= '0' && rest[i] <= '9' {
+		i++
+	}
+	maj, ok1 := parseUint(major)
+	minor, ok2 := parseUint(rest[:i])
+	return ok1 && ok2 && (maj > 4 || maj == 4 && minor >= 11)
+}
+
 type userTotals struct {
 	processes, threads float64
-	rssBytes, cpu      float64
+	rssBytes           float64
+	cpuTicks           uint64
 }
 
 func (c *processesCollector) Update(ctx context.Context, ch chan<- prometheus.Metric) error {
-	envCtx := context.WithValue(ctx, common.EnvKey, common.EnvMap{common.HostProcEnvKey: c.procFS})
-	pids, err := process.PidsWithContext(envCtx)
-	if err != nil {
-		return fmt.Errorf("list processes in %s: %w", c.procFS, err)
-	}
-
 	c.mu.Lock()
 	defer c.mu.Unlock()
 
-	byUID := map[uint32]*userTotals{}
-	seen := make(map[int32]procCPU, len(pids))
-	deltas := map[uint32]float64{}
+	if err := c.listProcesses(); err != nil {
+		return fmt.Errorf("list processes in %s: %w", c.procFS, err)
+	}
+	c.update++
+	clear(c.byUID)
+	read := 0
 	var lastErr error
-	for i, pid := range pids {
+	for i, pid := range c.pids {
 		if i%128 == 0 && ctx.Err() != nil {
+			// The CPU time counted so far stays counted; the processes
+			// not reached count from their last reading next time.
 			return ctx.Err()
 		}
-		s, err := c.readProcess(pid)
-		if err != nil {
+		if err := c.readProcess(pid); err != nil {
 			// Gone since it was listed: normal. Anything else is odd
 			// but must not hide every other process.
-			if !errors.Is(err, syscall.ENOENT) && !errors.Is(err, syscall.ESRCH) {
+			if !errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.ESRCH) {
 				lastErr = err
 				c.logger.Debug("skip unreadable process", "pid", pid, "err", err)
 			}
 			continue
 		}
-		t := byUID[s.uid]
-		if t == nil {
-			t = &userTotals{}
-			byUID[s.uid] = t
-		}
-		t.processes++
-		t.threads += float64(s.threads)
-		t.rssBytes += float64(s.rssPages) * c.pageSize
-
-		// A process's CPU time counts once: all of it when first seen,
-		// then what it used since the last update. The sum over live
-		// processes would drop whenever one exits.
-		delta := s.seconds
-		if prev, ok := c.procs[pid]; ok && prev.start == s.start {
-			delta = max(s.seconds-prev.seconds, 0)
-		}
-		deltas[s.uid] += delta
-		seen[pid] = procCPU{start: s.start, uid: s.uid, seconds: s.seconds}
+		read++
 	}
-	if len(seen) == 0 && lastErr != nil {
+	// Forget the processes that have exited.
+	for pid, p := range c.procs {
+		if p.seen != c.update {
+			c.forget(pid, p)
+		}
+	}
+	if read == 0 && lastErr != nil {
 		return fmt.Errorf("read processes in %s: %w", c.procFS, lastErr)
-	}
-	c.procs = seen
-	for uid, d := range deltas {
-		c.cpuByUID[uid] += d
 	}
 
 	// Two uids may share a name; their series are one.
-	byName := make(map[string]*userTotals, len(byUID))
-	for uid, t := range byUID {
+	byName := make(map[string]*userTotals, len(c.byUID))
+	for uid, t := range c.byUID {
 		name := c.userName(uid)
 		n := byName[name]
 		if n == nil {
@@ -178,15 +201,158 @@ func (c *processesCollector) Update(ctx context.Context, ch chan<- prometheus.Me
 		n.processes += t.processes
 		n.threads += t.threads
 		n.rssBytes += t.rssBytes
-		n.cpu += c.cpuByUID[uid]
+		n.cpuTicks += c.cpuByUID[uid]
 	}
 	for name, t := range byName {
 		ch <- prometheus.MustNewConstMetric(c.processesDesc, prometheus.GaugeValue, t.processes, name)
 		ch <- prometheus.MustNewConstMetric(c.threadsDesc, prometheus.GaugeValue, t.threads, name)
 		ch <- prometheus.MustNewConstMetric(c.rssDesc, prometheus.GaugeValue, t.rssBytes, name)
-		ch <- prometheus.MustNewConstMetric(c.cpuDesc, prometheus.CounterValue, t.cpu, name)
+		ch <- prometheus.MustNewConstMetric(c.cpuDesc, prometheus.CounterValue, float64(t.cpuTicks)/userHZ, name)
 	}
 	return nil
+}
+
+// listProcesses fills c.pids from <ProcFS>, opened on first use.
+func (c *processesCollector) listProcesses() error {
+	if c.dir < 0 {
+		fd, err := openAt(unix.AT_FDCWD, c.procFS, unix.O_DIRECTORY)
+		if err != nil {
+			return err
+		}
+		c.dir = fd
+	}
+	c.pids = c.pids[:0]
+	return readDir(c.dir, &c.dirBuf, func(name []byte, _ uint8) {
+		if pid, ok := parsePID(name); ok {
+			c.pids = append(c.pids, pid)
+		}
+	})
+}
+
+// readProcess reads one process and adds it to its user's totals.
+func (c *processesCollector) readProcess(pid int32) error {
+	var s procSample
+	if c.uidFromOwner {
+		var st unix.Stat_t
+		if err := unix.Fstatat(c.dir, strconv.FormatInt(int64(pid), 10), &st, 0); err != nil {
+			return err
+		}
+		s.uid = st.Uid
+	}
+	p := c.procs[pid]
+	if p == nil {
+		p = &procState{statFD: -1}
+	}
+	stat, fd, err := c.readStat(pid, p)
+	if err != nil {
+		return err
+	}
+	if fd != p.statFD {
+		// Opened for this update: kept if there is room, once the
+		// process has been read.
+		defer func() {
+			if p.statFD != fd {
+				closeFD(fd)
+			}
+		}()
+	}
+	if err := parseStat(stat, &s); err != nil {
+		return fmt.Errorf("parse %s/%d/stat: %w", c.procFS, pid, err)
+	}
+	if !c.uidFromOwner {
+		status, err := c.readOnce(pidPath(pid, "status"))
+		if err != nil {
+			return err
+		}
+		if s.uid, err = parseStatusUID(status); err != nil {
+			return fmt.Errorf("parse %s/%d/status: %w", c.procFS, pid, err)
+		}
+	}
+
+	t := c.byUID[s.uid]
+	t.processes++
+	t.threads += float64(s.threads)
+	t.rssBytes += float64(s.rssPages) * c.pageSize
+	c.byUID[s.uid] = t
+
+	// A process's CPU time counts once: all of it when first seen, then what
+	// it used since the last update. The sum over live processes would drop
+	// whenever one exits.
+	delta := s.cpuTicks
+	if p.seen != 0 && p.start == s.start {
+		delta = 0
+		if s.cpuTicks > p.cpuTicks {
+			delta = s.cpuTicks - p.cpuTicks
+		}
+	}
+	c.cpuByUID[s.uid] += delta
+	p.start, p.cpuTicks, p.seen = s.start, s.cpuTicks, c.update
+	c.procs[pid] = p
+	if p.statFD < 0 && c.kept < c.maxKept {
+		p.statFD = fd
+		c.kept++
+	}
+	return nil
+}
+
+// readStat reads /proc/<pid>/stat through the file p keeps open, or else
+// through a new one, which it returns for the caller to keep or close. The
+// data is valid until the next read into c.buf.
+func (c *processesCollector) readStat(pid int32, p *procState) (data []byte, fd int, err error) {
+	if p.statFD >= 0 {
+		data, err := preadAll(p.statFD, &c.buf)
+		if err == nil {
+			return data, p.statFD, nil
+		}
+		c.closeStat(p)
+		if !errors.Is(err, unix.ESRCH) {
+			return nil, -1, err
+		}
+		// That process has exited; the pid may be another's by now.
+	}
+	fd, err = openAt(c.dir, pidPath(pid, "stat"), 0)
+	if err != nil {
+		return nil, -1, err
+	}
+	if data, err = preadAll(fd, &c.buf); err != nil {
+		closeFD(fd)
+		return nil, -1, err
+	}
+	return data, fd, nil
+}
+
+// readOnce reads a file under <ProcFS> into c.buf, valid until the next read.
+func (c *processesCollector) readOnce(path string) ([]byte, error) {
+	fd, err := openAt(c.dir, path, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer closeFD(fd)
+	return preadAll(fd, &c.buf)
+}
+
+func (c *processesCollector) closeStat(p *procState) {
+	if p.statFD >= 0 {
+		closeFD(p.statFD)
+		p.statFD = -1
+		c.kept--
+	}
+}
+
+func (c *processesCollector) forget(pid int32, p *procState) {
+	c.closeStat(p)
+	delete(c.procs, pid)
+}
+
+// close closes the files kept open. A later update opens them again.
+func (c *processesCollector) close() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, p := range c.procs {
+		c.closeStat(p)
+	}
+	closeFD(c.dir)
+	c.dir = -1
 }
 
 // userName resolves uid through the passwd database, falling back to the uid
@@ -203,60 +369,6 @@ func (c *processesCollector) userName(uid uint32) string {
 	}
 	c.names[uid] = userName{name: name, expires: now.Add(userNameTTL)}
 	return name
-}
-
-// readProcess reads /proc/<pid>/stat (threads, RSS, CPU times, start time) and
-// the Uid line of /proc/<pid>/status.
-func (c *processesCollector) readProcess(pid int32) (procSample, error) {
-	dir := filepath.Join(c.procFS, strconv.FormatInt(int64(pid), 10))
-	var s procSample
-
-	stat, err := c.readFile(dir + "/stat")
-	if err != nil {
-		return s, err
-	}
-	if err := parseStat(stat, &s); err != nil {
-		return s, fmt.Errorf("parse %s/stat: %w", dir, err)
-	}
-
-	status, err := c.readFile(dir + "/status")
-	if err != nil {
-		return s, err
-	}
-	uid, err := parseStatusUID(status)
-	if err != nil {
-		return s, fmt.Errorf("parse %s/status: %w", dir, err)
-	}
-	s.uid = uid
-	return s, nil
-}
-
-// readFile reads a small proc file into c.buf (valid until the next call),
-// with plain syscalls: an *os.File would also try to register each one with
-// the runtime's poller.
-func (c *processesCollector) readFile(path string) ([]byte, error) {
-	fd, err := syscall.Open(path, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, err
-	}
-	defer syscall.Close(fd)
-	n := 0
-	for {
-		if n == len(c.buf) {
-			c.buf = append(c.buf, make([]byte, len(c.buf))...)
-		}
-		m, err := syscall.Read(fd, c.buf[n:])
-		if errors.Is(err, syscall.EINTR) {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		if m == 0 {
-			return c.buf[:n], nil
-		}
-		n += m
-	}
 }
 
 // parseStat reads the fields of /proc/<pid>/stat that matter here. The command
@@ -305,7 +417,7 @@ func parseStat(b []byte, s *procSample) error {
 		}
 		field++
 	}
-	s.seconds = float64(utime+stime) / userHZ
+	s.cpuTicks = utime + stime
 	return nil
 }
 
@@ -331,20 +443,4 @@ func parseStatusUID(b []byte) (uint32, error) {
 		return 0, fmt.Errorf("effective uid %q is not a uid", fields[1])
 	}
 	return uint32(v), nil
-}
-
-// parseUint parses a decimal without the allocation strconv would make for
-// the string conversion.
-func parseUint(b []byte) (uint64, bool) {
-	if len(b) == 0 || len(b) > 19 {
-		return 0, false
-	}
-	var v uint64
-	for _, ch := range b {
-		if ch < '0' || ch > '9' {
-			return 0, false
-		}
-		v = v*10 + uint64(ch-'0')
-	}
-	return v, true
 }

@@ -66,9 +66,12 @@ type databaseSizes struct {
 	mu          sync.Mutex
 	stats       []databaseStat // of the last successful refresh, by name
 	refreshedAt time.Time      // of the last successful refresh
-	attempted   bool
-	duration    time.Duration // of the last refresh
-	failing     bool          // the last refresh failed
+	duration    time.Duration  // of the last refresh
+	failing     bool           // the last refresh failed
+	// What a scrape sends, built by each refresh as the values only change
+	// with one, and never modified after; nil until the first refresh ends
+	// (Start not called, or the first refresh still running).
+	metrics []prometheus.Metric
 }
 
 type databaseStat struct {
@@ -124,8 +127,8 @@ func (d *databaseSizes) refresh(ctx context.Context) error {
 
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.attempted = true
 	d.duration = elapsed
+	defer d.build()
 	if err != nil {
 		err = fmt.Errorf("mariadb: refresh database sizes: %w", err)
 		if !d.failing && !errors.Is(ctx.Err(), context.Canceled) {
@@ -278,21 +281,28 @@ func queryEach(ctx context.Context, conn *sql.Conn, query string, fn func(*sql.R
 // collect sends the values of the last successful refresh.
 func (d *databaseSizes) collect(emit func(prometheus.Metric)) {
 	d.mu.Lock()
-	defer d.mu.Unlock()
-	if !d.attempted {
-		return // Start was not called, or the first refresh is still running
+	metrics := d.metrics
+	d.mu.Unlock()
+	for _, m := range metrics {
+		emit(m)
 	}
+}
+
+// build makes the metrics collect sends, with d.mu held, after a refresh.
+func (d *databaseSizes) build() {
+	metrics := make([]prometheus.Metric, 0, 2*len(d.stats)+3)
 	if !d.refreshedAt.IsZero() {
 		for _, s := range d.stats {
-			emit(prometheus.MustNewConstMetric(d.sizeDesc, prometheus.GaugeValue, s.sizeBytes, s.name))
-			emit(prometheus.MustNewConstMetric(d.tablesDesc, prometheus.GaugeValue, float64(s.tables), s.name))
+			metrics = append(metrics,
+				prometheus.MustNewConstMetric(d.sizeDesc, prometheus.GaugeValue, s.sizeBytes, s.name),
+				prometheus.MustNewConstMetric(d.tablesDesc, prometheus.GaugeValue, float64(s.tables), s.name))
 		}
-		emit(prometheus.MustNewConstMetric(d.timestampDesc, prometheus.GaugeValue, float64(d.refreshedAt.UnixNano())/1e9))
+		metrics = append(metrics, prometheus.MustNewConstMetric(d.timestampDesc, prometheus.GaugeValue, float64(d.refreshedAt.UnixNano())/1e9))
 	}
-	emit(prometheus.MustNewConstMetric(d.durationDesc, prometheus.GaugeValue, d.duration.Seconds()))
+	metrics = append(metrics, prometheus.MustNewConstMetric(d.durationDesc, prometheus.GaugeValue, d.duration.Seconds()))
 	success := 0.0
 	if !d.failing {
 		success = 1
 	}
-	emit(prometheus.MustNewConstMetric(d.successDesc, prometheus.GaugeValue, success))
+	d.metrics = append(metrics, prometheus.MustNewConstMetric(d.successDesc, prometheus.GaugeValue, success))
 }

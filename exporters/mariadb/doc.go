@@ -26,4 +26,11 @@
 // behind DDL (lock_wait_timeout), never runs twice at once, and never reads
 // information_schema.TABLES in full: database sizes are refreshed in the
 // background (see databaseSizes for what that costs).
+//
+// A scrape is one round trip on a kept-open connection: its statements go to
+// the server as one multi-statement query (runBatch). SHOW GLOBAL VARIABLES,
+// some 600 settings that almost never change, is read at most once per
+// Options.VariablesInterval (a minute by default) and at once after a
+// restart; the scrapes in between send the values last read, so a SET GLOBAL
+// shows in mysql_global_variables_* within that interval.
 package mariadb

@@ -15,6 +15,7 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/hybridsuite/hybrid/exporters"
 )
@@ -25,12 +26,17 @@ type Options struct {
 	QueryTimeout      time.Duration // per query, default 2s
 	LockWaitTimeout   time.Duration // default 2s
 	DatabasesInterval time.Duration // default 5m
+	// VariablesInterval is how often SHOW GLOBAL VARIABLES is read again,
+	// default 1m; scrapes in between send the values last read (see
+	// globalVariables). Zero takes the default.
+	VariablesInterval time.Duration
 }
 
 const (
 	defaultQueryTimeout      = 2 * time.Second
 	defaultLockWaitTimeout   = 2 * time.Second
 	defaultDatabasesInterval = 5 * time.Minute
+	defaultVariablesInterval = time.Minute
 
 	// A scrape and the database refresh each hold one connection at a time;
 	// the third is slack for a scrape that overlaps a refresh's point queries.
@@ -50,9 +56,16 @@ type Collector struct {
 	user   string
 	db     *sql.DB
 
+	// In this order: the variables use the status' Uptime, and the replica
+	// status, denied to a user with mysqld_exporter's documented grant, is
+	// last so its failure costs no second round trip.
 	scrapers  []scraper
+	variables *globalVariables
 	databases *databaseSizes
 	upDesc    *prometheus.Desc
+	// How many metrics the last scrape sent, to size the next one's slice.
+	// Scrapes are single-flight: one at a time.
+	lastMetrics int
 
 	// Scrapes are single-flight: see Update.
 	flightMu sync.Mutex
@@ -77,10 +90,19 @@ type Collector struct {
 
 var _ exporters.Collector = (*Collector)(nil)
 
-// scraper reads one group of metrics from the server. Each lives in its own
-// file and builds its fixed descriptors in its constructor.
+// scraper reads one group of metrics from the result of one statement. Each
+// lives in its own file and builds its fixed descriptors in its constructor.
+// A scrape sends all the scrapers' statements at once (see runBatch), and
+// uses a scraper from one goroutine at a time: Update is single-flight.
 type scraper interface {
-	scrape(ctx context.Context, db *sql.DB, emit func(prometheus.Metric)) error
+	// statement is the SQL to run in this scrape, or "" for none: the
+	// scraper then sends what it kept, read with nil rows.
+	statement() string
+	// read reads the statement's result set, the one rows stands on.
+	read(rows *sql.Rows, emit func(prometheus.Metric)) error
+	// failed returns the error to report for the statement or read failing
+	// with err, nil to report none.
+	failed(err error) error
 }
 
 type serverState int
@@ -110,6 +132,9 @@ func New(logger *slog.Logger, opts Options) (*Collector, error) {
 	if opts.DatabasesInterval <= 0 {
 		opts.DatabasesInterval = defaultDatabasesInterval
 	}
+	if opts.VariablesInterval <= 0 {
+		opts.VariablesInterval = defaultVariablesInterval
+	}
 	creds, err := readCredentials(opts.CredentialsFile)
 	if err != nil {
 		return nil, err
@@ -125,20 +150,18 @@ func New(logger *slog.Logger, opts Options) (*Collector, error) {
 	db.SetConnMaxLifetime(connMaxLifetime)
 	db.SetConnMaxIdleTime(connMaxIdleTime)
 
+	status := newGlobalStatus()
+	variables := newGlobalVariables(opts.VariablesInterval, time.Now, func() float64 { return status.uptime })
 	c := &Collector{
-		logger: logger,
-		opts:   opts,
-		addr:   creds.address(),
-		user:   creds.User,
-		db:     db,
-		scrapers: []scraper{
-			newGlobalStatus(),
-			newGlobalVariables(),
-			newReplicaStatus(logger),
-			newProcesslist(),
-		},
+		logger:    logger,
+		opts:      opts,
+		addr:      creds.address(),
+		user:      creds.User,
+		db:        db,
+		scrapers:  []scraper{status, variables, newProcesslist(), newReplicaStatus(logger)},
+		variables: variables,
 		databases: newDatabaseSizes(logger, db, opts.QueryTimeout, databasesTimeout(opts.DatabasesInterval)),
-		upDesc:    prometheus.NewDesc("mysql_up", "Whether the MariaDB server answered the exporter's ping (1) or not (0).", nil, nil),
+		upDesc:    prometheus.NewDesc("mysql_up", "Whether the MariaDB server answered the exporter's queries (1) or not (0).", nil, nil),
 		stopped:   make(chan struct{}),
 	}
 	return c, nil
@@ -149,8 +172,14 @@ func New(logger *slog.Logger, opts Options) (*Collector, error) {
 // error. Every new connection runs SET lock_wait_timeout (a scrape never
 // queues behind DDL's metadata lock) and SET max_statement_time (the server
 // itself abandons a query the exporter gave up on; MariaDB-only).
+//
+// Multi-statement queries let a scrape send its statements in one round trip
+// (runBatch). Every statement the exporter sends is a constant, the only
+// parameters (the database refresh's table lookups) go to the server apart,
+// in prepared statements: there is nothing to inject into.
 func driverConfig(creds credentials, opts Options, logger *slog.Logger) *mysql.Config {
 	cfg := mysql.NewConfig()
+	cfg.MultiStatements = true
 	cfg.User = creds.User
 	cfg.Passwd = creds.Password
 	cfg.Net = creds.network()
@@ -241,6 +270,11 @@ func (c *Collector) Update(ctx context.Context, ch chan<- prometheus.Metric) err
 		}
 	}
 	for _, m := range f.metrics {
+		select { // most sends find the reader waiting: skip the two-way select
+		case ch <- m:
+			continue
+		default:
+		}
 		select {
 		case ch <- m:
 		case <-ctx.Done():
@@ -261,9 +295,10 @@ func (c *Collector) lead(ctx context.Context, f *flight) {
 	f.metrics, f.err = c.scrape(ctx)
 }
 
-// scrape runs the query set once. A failed ping yields mysql_up 0 and an
-// error; otherwise every scraper runs under its own query timeout and the
-// failures are joined, so one failing query does not hide the others' metrics.
+// scrape runs the query set once. A scrape that cannot connect, or whose
+// statements the server does not answer at all, yields mysql_up 0 and an
+// error; otherwise the scrapers' failures are joined, so one failing
+// statement does not hide the others' metrics.
 func (c *Collector) scrape(ctx context.Context) ([]prometheus.Metric, error) {
 	c.querySets.Add(1)
 	n := c.running.Add(1)
@@ -278,35 +313,118 @@ func (c *Collector) scrape(ctx context.Context) ([]prometheus.Metric, error) {
 		c.beforeScrape()
 	}
 
-	var metrics []prometheus.Metric
+	metrics := make([]prometheus.Metric, 0, c.lastMetrics)
 	emit := func(m prometheus.Metric) { metrics = append(metrics, m) }
-
-	pingCtx, cancel := context.WithTimeout(ctx, c.opts.QueryTimeout)
-	err := c.db.PingContext(pingCtx)
-	cancel()
-	if err != nil {
+	answered, err := c.query(ctx, emit)
+	if !answered {
 		err = fmt.Errorf("mariadb: connect to %s as %s: %w", c.addr, c.user, err)
 		c.markDown(err)
-		emit(prometheus.MustNewConstMetric(c.upDesc, prometheus.GaugeValue, 0))
-		return metrics, err
+		c.variables.invalidate() // the server may come back restarted, with other settings
+		return []prometheus.Metric{prometheus.MustNewConstMetric(c.upDesc, prometheus.GaugeValue, 0)}, err
 	}
 	c.markUp()
 	emit(prometheus.MustNewConstMetric(c.upDesc, prometheus.GaugeValue, 1))
-
-	var errs []error
-	for _, s := range c.scrapers {
-		qctx, cancel := context.WithTimeout(ctx, c.opts.QueryTimeout)
-		err := s.scrape(qctx, c.db, emit)
-		cancel()
-		if err != nil {
-			errs = append(errs, err)
-		}
-	}
 	c.databases.collect(emit)
-	if err := errors.Join(errs...); err != nil {
+	c.lastMetrics = len(metrics)
+	if err != nil {
 		return metrics, fmt.Errorf("mariadb: %w", err)
 	}
 	return metrics, nil
+}
+
+// query takes a connection and runs the scrapers' statements on it, batched.
+// answered is false when the connection failed or the server did not answer
+// the first statement (err says why); otherwise err joins the scrapers'.
+func (c *Collector) query(ctx context.Context, emit func(prometheus.Metric)) (answered bool, err error) {
+	connCtx, cancel := context.WithTimeout(ctx, c.opts.QueryTimeout)
+	// A pooled connection is checked for a close by the server (a restart)
+	// first, and replaced if need be: no round trip of its own.
+	conn, err := c.db.Conn(connCtx)
+	cancel()
+	if err != nil {
+		return false, err
+	}
+	defer conn.Close()
+
+	var errs []error
+	pending := c.scrapers
+	for len(pending) > 0 {
+		// Scrapers without a statement are asked again once the batch before
+		// was read: the variables re-read when the status shows a restart.
+		var (
+			batch, rest []scraper
+			statements  []string
+		)
+		for _, s := range pending {
+			if q := s.statement(); q != "" {
+				batch, statements = append(batch, s), append(statements, q)
+			} else {
+				rest = append(rest, s)
+			}
+		}
+		if len(batch) == 0 {
+			for _, s := range rest {
+				if err := s.read(nil, emit); err != nil {
+					errs = append(errs, err)
+				}
+			}
+			break
+		}
+		done, err := c.runBatch(ctx, conn, batch, statements, emit)
+		if err != nil {
+			var serverErr *mysql.MySQLError
+			if !answered && done == 0 && !errors.As(err, &serverErr) {
+				return false, err
+			}
+			if err := batch[done].failed(err); err != nil {
+				errs = append(errs, err)
+			}
+			done++
+		}
+		answered = true
+		// The rest, in their order, for the next batch.
+		finished, next := batch[:done], make([]scraper, 0, len(pending)-done)
+		for _, s := range pending {
+			if len(finished) > 0 && s == finished[0] {
+				finished = finished[1:]
+				continue
+			}
+			next = append(next, s)
+		}
+		pending = next
+	}
+	return true, errors.Join(errs...)
+}
+
+// runBatch sends the statements of batch's scrapers to the server as one
+// multi-statement query, a single round trip however many there are, and has
+// each scraper read its result set in turn. The server stops at a statement
+// that fails: runBatch returns how many scrapers read their result, and the
+// error of the next one's statement or read, for the caller to send the rest
+// again.
+func (c *Collector) runBatch(ctx context.Context, conn *sql.Conn, batch []scraper, statements []string,
+	emit func(prometheus.Metric),
+) (int, error) {
+	// Each statement has QueryTimeout on the server (max_statement_time).
+	ctx, cancel := context.WithTimeout(ctx, time.Duration(len(batch))*c.opts.QueryTimeout)
+	defer cancel()
+	rows, err := conn.QueryContext(ctx, strings.Join(statements, ";\n"))
+	if err != nil {
+		return 0, err
+	}
+	defer rows.Close()
+	for i, s := range batch {
+		if i > 0 && !rows.NextResultSet() {
+			if err := rows.Err(); err != nil {
+				return i, err
+			}
+			return i, errors.New("no result from the server")
+		}
+		if err := s.read(rows, emit); err != nil {
+			return i, err
+		}
+	}
+	return len(batch), nil
 }
 
 // markDown logs once when the server stops answering.
@@ -381,26 +499,103 @@ func metricName(s string) string {
 // as mysqld_exporter does: ON/YES/... are 1, OFF/NO/DISABLED/... are 0,
 // dates become Unix timestamps, numbers are numbers; anything else (paths,
 // names, empty values) is not a metric.
+//
+// Numbers, by far the most values, are tried first and without allocating:
+// no string is both a number and one of the words or dates, so the order
+// does not change a result.
 func parseValue(raw []byte) (float64, bool) {
-	s := string(raw)
-	switch strings.ToLower(s) {
-	case "yes", "on":
-		return 1, true
-	case "no", "off", "disabled":
-		return 0, true
-	case "connecting": // Slave_IO_Running while it has not connected: not running
-		return 0, true
-	case "primary":
-		return 1, true
-	case "non-primary", "disconnected":
-		return 0, true
+	if len(raw) == 0 {
+		return 0, false
 	}
+	if c := raw[0]; c >= '0' && c <= '9' || c == '-' || c == '+' || c == '.' {
+		if v, err := strconv.ParseFloat(string(raw), 64); err == nil {
+			return v, true
+		}
+	} else if v, ok := wordValue(raw); ok {
+		return v, true
+	}
+	s := string(raw)
 	if ts, err := time.Parse("Jan 02 15:04:05 2006 MST", s); err == nil {
 		return float64(ts.Unix()), true
 	}
 	if ts, err := time.Parse(time.DateTime, s); err == nil {
 		return float64(ts.Unix()), true
 	}
-	v, err := strconv.ParseFloat(s, 64)
+	v, err := strconv.ParseFloat(s, 64) // "inf", "nan", hexadecimal
 	return v, err == nil
+}
+
+// wordValue reads the words that stand for 1 or 0, in any case.
+func wordValue(raw []byte) (float64, bool) {
+	switch {
+	case equalFoldASCII(raw, "yes"), equalFoldASCII(raw, "on"):
+		return 1, true
+	case equalFoldASCII(raw, "no"), equalFoldASCII(raw, "off"), equalFoldASCII(raw, "disabled"):
+		return 0, true
+	case equalFoldASCII(raw, "connecting"): // Slave_IO_Running while it has not connected: not running
+		return 0, true
+	case equalFoldASCII(raw, "primary"):
+		return 1, true
+	case equalFoldASCII(raw, "non-primary"), equalFoldASCII(raw, "disconnected"):
+		return 0, true
+	}
+	return 0, false
+}
+
+// equalFoldASCII reports whether b is the lower-case ASCII word in any case.
+// (No non-ASCII letter lower-cases to one of the words' letters, so this is
+// strings.ToLower(string(b)) == word without the allocation.)
+func equalFoldASCII(b []byte, word string) bool {
+	if len(b) != len(word) {
+		return false
+	}
+	for i := range len(b) {
+		c := b[i]
+		if c >= 'A' && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != word[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// series is one time series named after what the server returns (a status
+// variable, ...): its descriptor and label pairs are built the first time
+// the name is seen and shared by every scrape after.
+type series struct {
+	desc   *prometheus.Desc
+	kind   prometheus.ValueType
+	labels []*dto.LabelPair // sorted, as prometheus.MakeLabelPairs makes them; never modified
+}
+
+func newSeries(desc *prometheus.Desc, kind prometheus.ValueType, labelValues ...string) *series {
+	return &series{desc: desc, kind: kind, labels: prometheus.MakeLabelPairs(desc, labelValues)}
+}
+
+// sample is a series' value in one scrape. It is what prometheus.NewConstMetric
+// makes, without building the label pairs again for every value: a scrape
+// allocates its samples in one slice, not four to eight objects per value.
+// A sample is never modified once emitted.
+type sample struct {
+	series *series
+	value  float64
+}
+
+var _ prometheus.Metric = (*sample)(nil)
+
+func (s *sample) Desc() *prometheus.Desc { return s.series.desc }
+
+func (s *sample) Write(out *dto.Metric) error {
+	out.Label = s.series.labels
+	switch s.series.kind {
+	case prometheus.CounterValue:
+		out.Counter = &dto.Counter{Value: &s.value}
+	case prometheus.GaugeValue:
+		out.Gauge = &dto.Gauge{Value: &s.value}
+	default:
+		out.Untyped = &dto.Untyped{Value: &s.value}
+	}
+	return nil
 }

@@ -3,9 +3,12 @@ package mariadb
 import (
 	"bytes"
 	"context"
+	"database/sql"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -345,4 +348,32 @@ func TestClose_AfterStart_StopsRefreshLoop(t *testing.T) {
 		t.Fatal("Close did not return")
 	}
 	require.NoError(t, c.Close(), "a second Close is harmless")
+}
+
+// failingScraper's statement fails on the server.
+type failingScraper struct{}
+
+func (failingScraper) statement() string                             { return "SELECT * FROM mysql.no_such_table" }
+func (failingScraper) read(*sql.Rows, func(prometheus.Metric)) error { return nil }
+func (failingScraper) failed(err error) error                        { return fmt.Errorf("failing scraper: %w", err) }
+
+func TestUpdate_FailingStatementInBatch_OthersStillReported(t *testing.T) {
+	for name, at := range map[string]int{"first": 0, "middle": 2, "last": 4} {
+		t.Run(name, func(t *testing.T) {
+			c, _ := exporterCollector(t)
+			c.scrapers = slices.Insert(slices.Clone(c.scrapers), at, scraper(failingScraper{}))
+
+			for range 2 { // the second with the variables kept from the first
+				f, err := scrape(t, c)
+
+				require.ErrorContains(t, err, "failing scraper")
+				require.ErrorContains(t, err, "no_such_table")
+				require.Equal(t, 1.0, f.value(t, "mysql_up"), "the server answered, with an error")
+				require.NotEmpty(t, f.find("mysql_global_status_uptime"))
+				require.NotEmpty(t, f.find("mysql_global_variables_max_connections"))
+				require.Len(t, f.find("mysql_version_info"), 1)
+				require.NotEmpty(t, f.find("mysql_info_schema_processlist_threads"), "the root connection sleeps")
+			}
+		})
+	}
 }

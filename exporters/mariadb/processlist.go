@@ -2,7 +2,6 @@ package mariadb
 
 import (
 	"cmp"
-	"context"
 	"database/sql"
 	"fmt"
 	"slices"
@@ -43,12 +42,13 @@ type threadGroup struct {
 	seconds        float64
 }
 
-func (p *processlist) scrape(ctx context.Context, db *sql.DB, emit func(prometheus.Metric)) error {
-	rows, err := db.QueryContext(ctx, processlistQuery)
-	if err != nil {
-		return fmt.Errorf("read information_schema.PROCESSLIST: %w", err)
-	}
-	defer rows.Close()
+func (p *processlist) statement() string { return processlistQuery }
+
+func (p *processlist) failed(err error) error {
+	return fmt.Errorf("read information_schema.PROCESSLIST: %w", err)
+}
+
+func (p *processlist) read(rows *sql.Rows, emit func(prometheus.Metric)) error {
 	// Different raw states can sanitize to the same label value: sum them.
 	groups := map[[2]string]*threadGroup{}
 	for rows.Next() {
@@ -58,7 +58,7 @@ func (p *processlist) scrape(ctx context.Context, db *sql.DB, emit func(promethe
 			seconds        float64
 		)
 		if err := rows.Scan(&command, &state, &threads, &seconds); err != nil {
-			return fmt.Errorf("read information_schema.PROCESSLIST: %w", err)
+			return err
 		}
 		key := [2]string{sanitizeState(command), sanitizeState(state)}
 		g, ok := groups[key]
@@ -70,7 +70,7 @@ func (p *processlist) scrape(ctx context.Context, db *sql.DB, emit func(promethe
 		g.seconds += seconds
 	}
 	if err := rows.Err(); err != nil {
-		return fmt.Errorf("read information_schema.PROCESSLIST: %w", err)
+		return err
 	}
 	sorted := make([]*threadGroup, 0, len(groups))
 	for _, g := range groups {
@@ -93,8 +93,12 @@ func sanitizeState(s string) string {
 	if s == "" {
 		return "unknown"
 	}
-	return strings.NewReplacer(
-		";", "", ",", "", ":", "", ".", "", "(", "", ")", "",
-		" ", "_", "-", "_",
-	).Replace(strings.ToLower(s))
+	return stateReplacer.Replace(strings.ToLower(s))
 }
+
+// stateReplacer is built once: a Replacer is immutable and safe for
+// concurrent use.
+var stateReplacer = strings.NewReplacer(
+	";", "", ",", "", ":", "", ".", "", "(", "", ")", "",
+	" ", "_", "-", "_",
+)

@@ -1,7 +1,6 @@
 package mariadb
 
 import (
-	"context"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -44,22 +43,22 @@ func newReplicaStatus(logger *slog.Logger) *replicaStatus {
 	}
 }
 
-func (r *replicaStatus) scrape(ctx context.Context, db *sql.DB, emit func(prometheus.Metric)) error {
-	rows, err := db.QueryContext(ctx, "SHOW ALL SLAVES STATUS")
+func (r *replicaStatus) statement() string { return "SHOW ALL SLAVES STATUS" }
+
+func (r *replicaStatus) failed(err error) error {
 	var myErr *mysql.MySQLError
 	if errors.As(err, &myErr) && myErr.Number == errSpecificAccessDenied {
 		r.setDenied(true, myErr)
 		return nil
 	}
-	if err != nil {
-		return fmt.Errorf("show all slaves status: %w", err)
-	}
-	defer rows.Close()
-	r.setDenied(false, nil)
+	return fmt.Errorf("show all slaves status: %w", err)
+}
 
+func (r *replicaStatus) read(rows *sql.Rows, emit func(prometheus.Metric)) error {
+	r.setDenied(false, nil)
 	cols, err := rows.Columns()
 	if err != nil {
-		return fmt.Errorf("show all slaves status: %w", err)
+		return err
 	}
 	values := make([]sql.RawBytes, len(cols))
 	dest := make([]any, len(cols))
@@ -76,7 +75,7 @@ func (r *replicaStatus) scrape(ctx context.Context, db *sql.DB, emit func(promet
 	}
 	for rows.Next() {
 		if err := rows.Scan(dest...); err != nil {
-			return fmt.Errorf("show all slaves status: %w", err)
+			return err
 		}
 		connection := column("Connection_name")
 		channel := column("Channel_Name") // MySQL; empty on MariaDB
@@ -93,7 +92,7 @@ func (r *replicaStatus) scrape(ctx context.Context, db *sql.DB, emit func(promet
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return fmt.Errorf("show all slaves status: %w", err)
+		return err
 	}
 	return nil
 }

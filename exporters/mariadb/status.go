@@ -1,7 +1,6 @@
 package mariadb
 
 import (
-	"context"
 	"database/sql"
 	"fmt"
 	"strings"
@@ -20,8 +19,12 @@ import (
 // since almost every status variable counts events since the server started.
 // Names stay mysqld_exporter's for its dashboards and the mysqld-mixin, so
 // these counters do not end in _total.
+//
+// Each variable's series (descriptor, type, labels) is worked out the first
+// time its name is seen and kept, so a scrape only parses the values.
 type globalStatus struct {
-	generic               *descCache
+	prefix                string
+	help                  string
 	commands              *prometheus.Desc
 	handlers              *prometheus.Desc
 	connectionErrors      *prometheus.Desc
@@ -30,12 +33,19 @@ type globalStatus struct {
 	bufferPoolChanges     *prometheus.Desc
 	innodbRowOps          *prometheus.Desc
 	performanceSchemaLost *prometheus.Desc
+
+	// Used by one scrape at a time (Update is single-flight). The server's
+	// variable names bound byName.
+	byName      map[string]*series // by the name as the server returns it; nil: dropped
+	lastSamples int                // how many the last scrape had, to size the next
+	uptime      float64            // Uptime as of the last scrape, -1 if unknown
 }
 
 func newGlobalStatus() *globalStatus {
 	const ns = "mysql_global_status_"
 	return &globalStatus{
-		generic:  newDescCache(ns, "Generic metric from SHOW GLOBAL STATUS."),
+		prefix:   ns,
+		help:     "Generic metric from SHOW GLOBAL STATUS.",
 		commands: prometheus.NewDesc(ns+"commands_total", "Total number of executed MySQL commands.", []string{"command"}, nil),
 		handlers: prometheus.NewDesc(ns+"handlers_total", "Total number of executed MySQL handlers.", []string{"handler"}, nil),
 		connectionErrors: prometheus.NewDesc(ns+"connection_errors_total",
@@ -49,42 +59,58 @@ func newGlobalStatus() *globalStatus {
 		performanceSchemaLost: prometheus.NewDesc(ns+"performance_schema_lost_total",
 			"Total number of MySQL instrumentations that could not be loaded or created due to memory constraints.",
 			[]string{"instrumentation"}, nil),
+		byName: map[string]*series{},
+		uptime: -1,
 	}
 }
 
-func (s *globalStatus) scrape(ctx context.Context, db *sql.DB, emit func(prometheus.Metric)) error {
-	rows, err := db.QueryContext(ctx, "SHOW GLOBAL STATUS")
-	if err != nil {
-		return fmt.Errorf("show global status: %w", err)
-	}
-	defer rows.Close()
-	var (
-		name string
-		raw  sql.RawBytes
-	)
+func (s *globalStatus) statement() string { return "SHOW GLOBAL STATUS" }
+
+func (s *globalStatus) failed(err error) error {
+	s.uptime = -1
+	return fmt.Errorf("show global status: %w", err)
+}
+
+func (s *globalStatus) read(rows *sql.Rows, emit func(prometheus.Metric)) error {
+	s.uptime = -1
+	var name, raw sql.RawBytes // valid until the next row: nothing copied
+	samples := make([]sample, 0, s.lastSamples)
 	for rows.Next() {
 		if err := rows.Scan(&name, &raw); err != nil {
-			return fmt.Errorf("show global status: %w", err)
+			return err
+		}
+		ser, known := s.byName[string(name)]
+		if !known {
+			ser = s.series(metricName(string(name)))
+			s.byName[string(name)] = ser
+		}
+		if ser == nil {
+			continue
 		}
 		v, ok := parseValue(raw)
 		if !ok {
 			continue // text values (Ssl_cipher, Innodb_buffer_pool_load_status, ...)
 		}
-		if m := s.metric(metricName(name), v); m != nil {
-			emit(m)
+		if string(name) == "Uptime" {
+			s.uptime = v
 		}
+		samples = append(samples, sample{series: ser, value: v})
 	}
 	if err := rows.Err(); err != nil {
-		return fmt.Errorf("show global status: %w", err)
+		return err
+	}
+	s.lastSamples = len(samples)
+	for i := range samples {
+		emit(&samples[i])
 	}
 	return nil
 }
 
-// metric maps one lower-cased status variable to its metric, or nil for the
+// series maps one lower-cased status variable to its series, or nil for the
 // ones mysqld_exporter drops.
-func (s *globalStatus) metric(name string, v float64) prometheus.Metric {
-	counter := func(d *prometheus.Desc, label string) prometheus.Metric {
-		return prometheus.MustNewConstMetric(d, prometheus.CounterValue, v, label)
+func (s *globalStatus) series(name string) *series {
+	counter := func(d *prometheus.Desc, label string) *series {
+		return newSeries(d, prometheus.CounterValue, label)
 	}
 	if rest, ok := strings.CutPrefix(name, "com_"); ok {
 		return counter(s.commands, rest)
@@ -104,16 +130,16 @@ func (s *globalStatus) metric(name string, v float64) prometheus.Metric {
 	if rest, ok := strings.CutPrefix(name, "innodb_buffer_pool_pages_"); ok {
 		switch rest {
 		case "data", "free", "misc", "old":
-			return prometheus.MustNewConstMetric(s.bufferPoolPages, prometheus.GaugeValue, v, rest)
+			return newSeries(s.bufferPoolPages, prometheus.GaugeValue, rest)
 		case "dirty":
-			return prometheus.MustNewConstMetric(s.bufferPoolDirty, prometheus.GaugeValue, v)
+			return newSeries(s.bufferPoolDirty, prometheus.GaugeValue)
 		case "total":
 			return nil // the sum of the states above
 		default: // flushed, made_young, lru_flushed, ...
 			return counter(s.bufferPoolChanges, rest)
 		}
 	}
-	return prometheus.MustNewConstMetric(s.generic.get(name), statusKind(name), v)
+	return newSeries(prometheus.NewDesc(s.prefix+name, s.help, nil, nil), statusKind(name))
 }
 
 // statusKind is the rule that types an ungrouped status variable: a known

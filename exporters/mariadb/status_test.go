@@ -34,7 +34,8 @@ func TestParseValue(t *testing.T) {
 	for in, want := range map[string]float64{
 		"42": 42, "0.500000": 0.5, "18446744073709551615": 18446744073709551615,
 		"ON": 1, "on": 1, "YES": 1, "OFF": 0, "No": 0, "DISABLED": 0, "Connecting": 0,
-		"Primary": 1, "Disconnected": 0,
+		"Primary": 1, "Disconnected": 0, "oN": 1, "Non-Primary": 0,
+		"-1": -1, "+2": 2, ".5": 0.5, "1e3": 1000, "0x1p4": 16,
 		"2024-01-02 03:04:05":      1704164645,
 		"Jan 02 03:04:05 2024 GMT": 1704164645,
 	} {
@@ -42,7 +43,7 @@ func TestParseValue(t *testing.T) {
 		require.True(t, ok, in)
 		require.Equal(t, want, got, in)
 	}
-	for _, in := range []string{"", "10.11.6-MariaDB", "/var/lib/mysql/", "utf8mb4", "NULL"} {
+	for _, in := range []string{"", "10.11.6-MariaDB", "/var/lib/mysql/", "utf8mb4", "NULL", "ON ", "onn", "-", "1,2", "\u212aon"} {
 		_, ok := parseValue([]byte(in))
 		require.False(t, ok, in)
 	}

@@ -4,12 +4,17 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"slices"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/prometheus/common/expfmt"
 
 	"github.com/hybridsuite/hybrid/exporters"
@@ -38,6 +43,7 @@ func BenchmarkHostScrape(b *testing.B) {
 
 	series := 0
 	b.ReportAllocs()
+	cpu := startCPU(b)
 	for b.Loop() {
 		mfs, err := reg.Gather()
 		if err != nil {
@@ -52,7 +58,42 @@ func BenchmarkHostScrape(b *testing.B) {
 			}
 		}
 	}
+	cpu.report()
 	b.ReportMetric(float64(series), "series")
+}
+
+// BenchmarkHostScrapeHTTP is BenchmarkHostScrape the way the agent serves it:
+// with the agent's own Go and process collectors, through promhttp, gzipped
+// for a client that accepts it as Prometheus does (minus the network and the
+// basic auth). Profile it with -cpuprofile to see the whole scrape path.
+func BenchmarkHostScrapeHTTP(b *testing.B) {
+	h, err := realHost()
+	if err != nil {
+		b.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		exporters.NewSet(slog.New(slog.DiscardHandler), 10*time.Second, h.Collectors()),
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	handler := promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
+	req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
+	req.Header.Set("Accept-Encoding", "gzip")
+
+	size := 0
+	b.ReportAllocs()
+	cpu := startCPU(b)
+	for b.Loop() {
+		rec := httptest.NewRecorder()
+		handler.ServeHTTP(rec, req)
+		if rec.Code != http.StatusOK || rec.Header().Get("Content-Encoding") != "gzip" {
+			b.Fatalf("HTTP %d, Content-Encoding %q", rec.Code, rec.Header().Get("Content-Encoding"))
+		}
+		size = rec.Body.Len()
+	}
+	cpu.report()
+	b.ReportMetric(float64(size), "gzip-bytes")
 }
 
 // BenchmarkHostCollector measures each collector alone, to find the costly ones.
@@ -71,6 +112,7 @@ func BenchmarkHostCollector(b *testing.B) {
 		b.Run(name, func(b *testing.B) {
 			ch := make(chan prometheus.Metric, 1<<14)
 			b.ReportAllocs()
+			cpu := startCPU(b)
 			for b.Loop() {
 				if err := cs[name].Update(context.Background(), ch); err != nil {
 					b.Fatal(err)
@@ -79,6 +121,33 @@ func BenchmarkHostCollector(b *testing.B) {
 					<-ch
 				}
 			}
+			cpu.report()
 		})
 	}
+}
+
+// cpuClock measures the CPU time of the whole test process (every thread,
+// the garbage collector's included) over a benchmark: what scrapebench reads
+// from /proc/<pid>/stat, and steadier than ns/op when other work shares the
+// machine.
+type cpuClock struct {
+	b     *testing.B
+	start time.Duration
+}
+
+func startCPU(b *testing.B) cpuClock {
+	return cpuClock{b: b, start: processCPU(b)}
+}
+
+// report adds cpu-ns/op to the benchmark's results.
+func (c cpuClock) report() {
+	c.b.ReportMetric(float64(processCPU(c.b)-c.start)/float64(c.b.N), "cpu-ns/op")
+}
+
+func processCPU(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

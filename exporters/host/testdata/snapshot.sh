@@ -80,6 +80,41 @@ for n in veth1a2b3c4 br-0123456789ab; do
   echo 1500 >"sys/class/net/$n/mtu"
 done
 
+# Synthetic: a device with the values node_exporter's sysfs reader treats
+# specially, so that the golden output (and TestNetClass_SameAsNodeExporter)
+# shows this package's netclass reads them the same way: hex and octal
+# numbers, a value that does not parse (0), one that overflows (0), padding,
+# an alias longer than the 128 bytes read, administratively down (synth0);
+# no flags, so an unknown admin state, and a negative value (synth1); and the
+# bonding_masters file, which is not a device.
+mkdir -p sys/class/net/synth0
+(
+  cd sys/class/net/synth0
+  echo 0x1002 >flags
+  echo '  9000  ' >mtu
+  echo 010 >carrier_changes
+  echo 0x10 >carrier_up_count
+  echo none >carrier_down_count
+  echo 99999999999999999999 >tx_queue_len
+  echo 10000 >speed
+  echo full >duplex
+  echo down >operstate
+  echo 0 >carrier
+  echo 7 >ifindex
+  echo 7 >iflink
+  echo 1 >type
+  echo 02:42:ac:11:00:02 >address
+  echo ff:ff:ff:ff:ff:ff >broadcast
+  printf 'a%.0s' $(seq 1 200) >ifalias
+)
+mkdir -p sys/class/net/synth1
+(
+  cd sys/class/net/synth1
+  echo up >operstate
+  echo -5 >dev_id
+)
+echo 'bond0' >sys/class/net/bonding_masters
+
 # Synthetic: udev's database, which this machine (a container) lacks, for the
 # first disk that diskstats reports, so that node_disk_info shows its labels.
 read -r major minor dev < <(awk '$3 !~ /^(loop|zram|ram|fd)/ {print $1, $2, $3; exit}' /proc/diskstats)

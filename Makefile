@@ -1,7 +1,7 @@
 GO ?= go
 TEST_TIMEOUT ?= 20m
 
-.PHONY: all build run test check bench deps dashboards clean
+.PHONY: all build run test check bench deps dashboards quiet-run clean
 
 all: build
 
@@ -10,6 +10,7 @@ deps:
 
 build:
 	$(GO) build -o bin/hybrid-agent ./cmd/hybrid-agent
+	$(GO) build -o bin/hybrid ./cmd/hybrid
 
 ## run: the agent and its exporters on this host, behind basic auth on localhost
 run:
@@ -28,6 +29,10 @@ check:
 ## bench: our exporters beside node_exporter and mysqld_exporter on this machine
 bench: deps build
 	@bash scripts/bench.sh
+
+## quiet-run: 10 minutes of normal operation (agent, MariaDB, a site, the monitor); only the Watchdog may fire
+quiet-run: deps
+	HYBRID_QUIET_RUN=$${HYBRID_QUIET_RUN:-10m} $(GO) test -count=1 -timeout 20m -run QuietRun -v ./rules/evaluator
 
 ## dashboards: regenerate dashboards/*.json from the Go code (a test fails on drift)
 dashboards:

@@ -59,12 +59,13 @@ func (a *Agent) Registry() *prometheus.Registry { return a.registry }
 // Handler serves /metrics and /healthz, without authentication: Serve adds it.
 func (a *Agent) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(a.registry, promhttp.HandlerOpts{
+	mux.Handle("GET /metrics", fastGzip(promhttp.HandlerFor(a.registry, promhttp.HandlerOpts{
 		ErrorLog:            slog.NewLogLogger(a.logger.Handler(), slog.LevelError),
 		ErrorHandling:       promhttp.ContinueOnError,
 		MaxRequestsInFlight: 4,
 		Timeout:             a.cfg.CollectorTimeout + 5*time.Second,
-	}))
+		DisableCompression:  true,
+	})))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprintln(w, "ok")

@@ -37,13 +37,14 @@ func buildCollectors(cfg Config, logger *slog.Logger) (*collectorSet, error) {
 
 	if cfg.Host.Enabled {
 		h, err := host.New(logger.With("collector", "host"), host.Options{
-			ProcFS:            cfg.Host.ProcFS,
-			SysFS:             cfg.Host.SysFS,
-			RootFS:            cfg.Host.RootFS,
-			Collectors:        cfg.Host.Collectors,
-			Root:              cfg.Root,
-			MariaDBDataDir:    cfg.Host.MariaDBDataDir,
-			DirectoryInterval: cfg.Host.DirectoryInterval,
+			ProcFS:               cfg.Host.ProcFS,
+			SysFS:                cfg.Host.SysFS,
+			RootFS:               cfg.Host.RootFS,
+			Collectors:           cfg.Host.Collectors,
+			Root:                 cfg.Root,
+			MariaDBDataDir:       cfg.Host.MariaDBDataDir,
+			DirectoryInterval:    cfg.Host.DirectoryInterval,
+			ProcessesMinInterval: cfg.Host.ProcessesMinInterval,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("host collectors: %w", err)
@@ -61,6 +62,7 @@ func buildCollectors(cfg Config, logger *slog.Logger) (*collectorSet, error) {
 			QueryTimeout:      cfg.MariaDB.QueryTimeout,
 			LockWaitTimeout:   cfg.MariaDB.LockWaitTimeout,
 			DatabasesInterval: cfg.MariaDB.DatabasesInterval,
+			VariablesInterval: cfg.MariaDB.VariablesInterval,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("mariadb collector: %w", err)

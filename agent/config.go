@@ -43,6 +43,9 @@ type HostConfig struct {
 	Collectors        []string      `yaml:"collectors"`
 	MariaDBDataDir    string        `yaml:"mariadb_datadir"`
 	DirectoryInterval time.Duration `yaml:"directory_interval"`
+	// ProcessesMinInterval is the least time between two reads of every
+	// process (per-user process metrics); sooner scrapes get the last read.
+	ProcessesMinInterval time.Duration `yaml:"processes_min_interval"`
 }
 
 // MariaDBConfig configures the MariaDB collector.
@@ -54,6 +57,8 @@ type MariaDBConfig struct {
 	QueryTimeout      time.Duration `yaml:"query_timeout"`
 	LockWaitTimeout   time.Duration `yaml:"lock_wait_timeout"`
 	DatabasesInterval time.Duration `yaml:"databases_interval"`
+	// VariablesInterval is how often SHOW GLOBAL VARIABLES is re-read.
+	VariablesInterval time.Duration `yaml:"variables_interval"`
 }
 
 // BenchConfig configures the bench-container collector.
@@ -73,18 +78,20 @@ func DefaultConfig() Config {
 		CollectorTimeout: 10 * time.Second,
 		Web:              WebConfig{ListenAddress: "127.0.0.1:9470"},
 		Host: HostConfig{
-			Enabled:           true,
-			ProcFS:            "/proc",
-			SysFS:             "/sys",
-			RootFS:            "/",
-			MariaDBDataDir:    "/var/lib/mysql",
-			DirectoryInterval: 5 * time.Minute,
+			Enabled:              true,
+			ProcFS:               "/proc",
+			SysFS:                "/sys",
+			RootFS:               "/",
+			MariaDBDataDir:       "/var/lib/mysql",
+			DirectoryInterval:    5 * time.Minute,
+			ProcessesMinInterval: 10 * time.Second,
 		},
 		MariaDB: MariaDBConfig{
 			Enabled:           true,
 			QueryTimeout:      2 * time.Second,
 			LockWaitTimeout:   2 * time.Second,
 			DatabasesInterval: 5 * time.Minute,
+			VariablesInterval: time.Minute,
 		},
 		Bench: BenchConfig{
 			Enabled:    true,
@@ -153,6 +160,7 @@ func (c Config) Validate() error {
 		absolute("host.rootfs", c.Host.RootFS)
 		absolute("host.mariadb_datadir", c.Host.MariaDBDataDir)
 		positive("host.directory_interval", c.Host.DirectoryInterval)
+		positive("host.processes_min_interval", c.Host.ProcessesMinInterval)
 		for i, name := range c.Host.Collectors {
 			if strings.TrimSpace(name) == "" {
 				bad(fmt.Sprintf("host.collectors[%d]", i), "must not be empty")
@@ -166,6 +174,7 @@ func (c Config) Validate() error {
 		positive("mariadb.query_timeout", c.MariaDB.QueryTimeout)
 		positive("mariadb.lock_wait_timeout", c.MariaDB.LockWaitTimeout)
 		positive("mariadb.databases_interval", c.MariaDB.DatabasesInterval)
+		positive("mariadb.variables_interval", c.MariaDB.VariablesInterval)
 	}
 	if c.Bench.Enabled {
 		if c.Bench.Label == "" {

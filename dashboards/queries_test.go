@@ -170,7 +170,7 @@ var knownMetrics = []string{
 	"mysql_global_status_innodb_data_written",
 	"mysql_global_status_innodb_row_lock_current_waits",
 	"mysql_global_status_innodb_row_lock_waits",
-	"mysql_global_status_innodb_row_ops_total",
+	"mysql_global_status_handlers_total",
 	"mysql_global_status_queries",
 	"mysql_global_status_questions",
 	"mysql_global_status_slow_queries",

@@ -80,7 +80,8 @@ func (s *Set) run(name string, c Collector, out chan<- prometheus.Metric) {
 	defer cancel()
 	start := time.Now()
 
-	inner := make(chan prometheus.Metric)
+	// Buffered, so a collector does not hand each metric over one at a time.
+	inner := make(chan prometheus.Metric, 256)
 	done := make(chan error, 1)
 	go func() {
 		done <- c.Update(ctx, inner)

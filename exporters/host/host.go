@@ -37,6 +37,10 @@ type Options struct {
 	// DirectoryInterval is how often the directory sizes are measured;
 	// default 5 minutes.
 	DirectoryInterval time.Duration
+	// ProcessesMinInterval is the least time between two reads of every
+	// process for the per-user process metrics: a scrape sooner than that
+	// gets the last read again. Default 10s, below usual scrape intervals.
+	ProcessesMinInterval time.Duration
 }
 
 // DefaultCollectors are the node_exporter collectors run when Options name
@@ -54,8 +58,16 @@ const (
 	directoriesName = "directories"
 	processesName   = "processes"
 	// node_exporter's collectors that this package reimplements.
-	netclassName = "netclass"
-	netstatName  = "netstat"
+	conntrackName = "conntrack"
+	filefdName    = "filefd"
+	loadavgName   = "loadavg"
+	meminfoName   = "meminfo"
+	netclassName  = "netclass"
+	netstatName   = "netstat"
+	pressureName  = "pressure"
+	sockstatName  = "sockstat"
+	statName      = "stat"
+	vmstatName    = "vmstat"
 )
 
 func (o Options) withDefaults() Options {
@@ -80,6 +92,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MariaDBDataDir == "" {
 		o.MariaDBDataDir = "/var/lib/mysql"
+	}
+	if o.ProcessesMinInterval == 0 {
+		o.ProcessesMinInterval = 10 * time.Second
 	}
 	if o.DirectoryInterval == 0 {
 		o.DirectoryInterval = 5 * time.Minute
@@ -115,8 +130,9 @@ type Host struct {
 	collectors map[string]exporters.Collector
 	dirs       *directoriesCollector
 	processes  *processesCollector
-	netclass   *netclassCollector // nil when not enabled
-	netstat    *netstatCollector  // nil when not enabled
+	// kept are the collectors that keep files open between scrapes,
+	// processes excepted.
+	kept []interface{ close() }
 
 	mu      sync.Mutex
 	started bool
@@ -139,29 +155,20 @@ func New(logger *slog.Logger, opts Options) (*Host, error) {
 		return nil, err
 	}
 	h := &Host{collectors: make(map[string]exporters.Collector, len(opts.Collectors)+2)}
-	// node_exporter's netclass and netstat, reimplemented for their cost,
+	// node_exporter's collectors this package reimplements, for their cost,
 	// with the same series: see doc.go.
 	var nodeNames []string
 	for _, name := range opts.Collectors {
-		switch name {
-		case netclassName:
-			c, err := newNetclassCollector(logger.With("collector", name), opts.SysFS,
-				nodeFlag("collector.netclass.ignored-devices"), nodeFlag("collector.netclass.ignore-invalid-speed") == "true")
-			if err != nil {
-				return nil, err
-			}
-			h.netclass = c
-			h.collectors[name] = c
-		case netstatName:
-			c, err := newNetstatCollector(opts.ProcFS, nodeFlag("collector.netstat.fields"))
-			if err != nil {
-				return nil, err
-			}
-			h.netstat = c
-			h.collectors[name] = c
-		default:
-			nodeNames = append(nodeNames, name)
+		c, err := newOwnCollector(logger.With("collector", name), name, opts)
+		if err != nil {
+			return nil, err
 		}
+		if c == nil {
+			nodeNames = append(nodeNames, name)
+			continue
+		}
+		h.collectors[name] = c
+		h.kept = append(h.kept, c)
 	}
 	// With no names NewNodeCollector would start every enabled collector.
 	if len(nodeNames) > 0 {
@@ -180,7 +187,7 @@ func New(logger *slog.Logger, opts Options) (*Host, error) {
 	}, opts.DirectoryInterval)
 	h.collectors[directoriesName] = h.dirs
 	h.processes = newProcessesCollector(logger.With("collector", processesName), opts.ProcFS)
-	h.collectors[processesName] = h.processes
+	h.collectors[processesName] = exporters.MinInterval(h.processes, opts.ProcessesMinInterval, nil)
 	return h, nil
 }
 
@@ -225,11 +232,44 @@ func (h *Host) Close() error {
 		h.cancel = nil
 	}
 	h.processes.close()
-	if h.netclass != nil {
-		h.netclass.close()
-	}
-	if h.netstat != nil {
-		h.netstat.close()
+	for _, c := range h.kept {
+		c.close()
 	}
 	return nil
+}
+
+// ownCollector is a collector of node_exporter's this package reimplements.
+type ownCollector interface {
+	exporters.Collector
+	close() // closes the files kept open; a later update opens them again
+}
+
+// newOwnCollector returns this package's version of node_exporter's collector
+// name, configured by node_exporter's flags as parseNodeFlags left them, or
+// nil when node_exporter's own is used.
+func newOwnCollector(logger *slog.Logger, name string, opts Options) (ownCollector, error) {
+	switch name {
+	case conntrackName:
+		return newConntrackCollector(opts.ProcFS), nil
+	case filefdName:
+		return newFilefdCollector(opts.ProcFS), nil
+	case loadavgName:
+		return newLoadavgCollector(opts.ProcFS), nil
+	case meminfoName:
+		return newMeminfoCollector(opts.ProcFS), nil
+	case netclassName:
+		return newNetclassCollector(logger, opts.SysFS,
+			nodeFlag("collector.netclass.ignored-devices"), nodeFlag("collector.netclass.ignore-invalid-speed") == "true")
+	case netstatName:
+		return newNetstatCollector(opts.ProcFS, nodeFlag("collector.netstat.fields"))
+	case pressureName:
+		return newPressureCollector(opts.ProcFS), nil
+	case sockstatName:
+		return newSockstatCollector(opts.ProcFS), nil
+	case statName:
+		return newStatCollector(opts.ProcFS, nodeFlag("collector.stat.softirq") == "true"), nil
+	case vmstatName:
+		return newVmstatCollector(opts.ProcFS, nodeFlag("collector.vmstat.fields"))
+	}
+	return nil, nil
 }

@@ -14,6 +14,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/node_exporter/collector"
 	"github.com/stretchr/testify/require"
+
+	"github.com/hybridsuite/hybrid/exporters"
 )
 
 // node_exporter's own netstat collector reads the same fixture files (the
@@ -48,7 +50,7 @@ func netstatFixture(t *testing.T, netstat, snmp, snmp6 string) *netstatCollector
 	return c
 }
 
-func netstatSeries(t *testing.T, c *netstatCollector) string {
+func netstatSeries(t *testing.T, c exporters.Collector) string {
 	t.Helper()
 	var lines []string
 	for l := range strings.Lines(string(gatherText(t, collectorFunc{t: t, c: c}))) {

@@ -152,3 +152,73 @@ func pidPath(pid int32, file string) string {
 	p = append(p, '/')
 	return string(append(p, file...))
 }
+
+// keptFile is one /proc file that a collector reads on every scrape, through
+// a descriptor kept open from one scrape to the next. Its collector serializes
+// the reads.
+type keptFile struct {
+	path string
+	// records is set for a seq_file of many records (/proc/vmstat,
+	// /proc/net/stat/*): a read returns at most a page of them, so it is read
+	// to its end. The others are generated as one record, read by preadAll.
+	records bool
+	fd      int // -1 until opened
+	buf     []byte
+}
+
+func newKeptFile(path string, records bool) *keptFile {
+	return &keptFile{path: path, records: records, fd: -1}
+}
+
+// read returns the file's content, valid until the next read. An error closes
+// the file (a missing one fails with ENOENT); the next read opens it again.
+func (f *keptFile) read() ([]byte, error) {
+	if f.fd < 0 {
+		fd, err := openAt(unix.AT_FDCWD, f.path, 0)
+		if err != nil {
+			return nil, err
+		}
+		f.fd = fd
+	}
+	var data []byte
+	var err error
+	if f.records {
+		data, err = preadToEnd(f.fd, &f.buf)
+	} else {
+		data, err = preadAll(f.fd, &f.buf)
+	}
+	if err != nil {
+		f.close()
+	}
+	return data, err
+}
+
+func (f *keptFile) close() {
+	closeFD(f.fd)
+	f.fd = -1
+}
+
+// preadToEnd reads the file fd from offset 0 to its end into *buf, growing it
+// as needed. The result is valid until the next use of *buf.
+func preadToEnd(fd int, buf *[]byte) ([]byte, error) {
+	if len(*buf) == 0 {
+		*buf = make([]byte, 8<<10)
+	}
+	n := 0
+	for {
+		if n == len(*buf) {
+			*buf = append(*buf, make([]byte, len(*buf))...)
+		}
+		m, err := unix.Pread(fd, (*buf)[n:], int64(n))
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if m == 0 {
+			return (*buf)[:n], nil
+		}
+		n += m
+	}
+}

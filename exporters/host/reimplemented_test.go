@@ -1,0 +1,148 @@
+package host
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/prometheus/node_exporter/collector"
+	"github.com/stretchr/testify/require"
+)
+
+// nodeConstructors are node_exporter's own versions of the collectors this
+// package reimplements with files kept open (netclass and netstat have tests
+// of their own).
+var nodeConstructors = map[string]func(*slog.Logger) (collector.Collector, error){
+	conntrackName: collector.NewConntrackCollector,
+	filefdName:    collector.NewFileFDStatCollector,
+	loadavgName:   collector.NewLoadavgCollector,
+	meminfoName:   collector.NewMeminfoCollector,
+	pressureName:  collector.NewPressureStatsCollector,
+	sockstatName:  collector.NewSockStatCollector,
+	statName:      collector.NewStatCollector,
+	vmstatName:    collector.NewvmStatCollector,
+}
+
+// node_exporter's own collectors read the same fixture files (the process's
+// flags point them there), with the same flags.
+func TestReimplemented_SameAsNodeExporter(t *testing.T) {
+	for name, newNode := range nodeConstructors {
+		t.Run(name, func(t *testing.T) {
+			node, err := newNode(slog.New(slog.DiscardHandler))
+			require.NoError(t, err)
+			want := gatherText(t, collectorFunc{t: t, c: &nodeCollector{name: name, c: node, logger: slog.New(slog.DiscardHandler)}})
+			require.NotEmpty(t, want)
+
+			ours := fixtureHost.Collectors()[name]
+			require.Implements(t, (*ownCollector)(nil), ours)
+			for range 2 { // the second update reads the files kept open
+				require.NoError(t, testutil.GatherAndCompare(registryOf(t, ours), bytes.NewReader(want)))
+			}
+		})
+	}
+}
+
+// procFixture writes files (path relative to the proc root: content) to a
+// new proc root.
+func procFixture(t *testing.T, files map[string]string) string {
+	t.Helper()
+	procFS := t.TempDir()
+	for path, content := range files {
+		require.NoError(t, os.MkdirAll(filepath.Dir(filepath.Join(procFS, path)), 0o755))
+		require.NoError(t, os.WriteFile(filepath.Join(procFS, path), []byte(content), 0o644))
+	}
+	return procFS
+}
+
+func series(t *testing.T, c ownCollector) string {
+	t.Helper()
+	t.Cleanup(c.close)
+	return netstatSeries(t, c)
+}
+
+func TestMeminfo_KiloBytesInBytes_HugePagesCounted_LastOfTwiceListed(t *testing.T) {
+	c := newMeminfoCollector(procFixture(t, map[string]string{"meminfo": "MemTotal:  2 kB\nHugePages_Total:  3\n" +
+		"Hugepagesize:  2048 kB\nUnknown:  5 kB\nMemFree: 1 kB\nMemFree: 4\nSecPageTables: 1 kB\n"}))
+	want := "node_memory_HugePages_Total 3\nnode_memory_Hugepagesize_bytes 2.097152e+06\nnode_memory_MemFree_bytes 4\nnode_memory_MemTotal_bytes 2048"
+	require.Equal(t, want, series(t, c))
+	require.Equal(t, want, series(t, c))
+}
+
+func TestMeminfo_BadLines_Fail(t *testing.T) {
+	for name, content := range map[string]string{
+		"unit":         "MemTotal: 2 MB\n",
+		"not a number": "Unknown: x kB\n",
+		"no value":     "MemTotal:\n",
+	} {
+		t.Run(name, func(t *testing.T) {
+			c := newMeminfoCollector(procFixture(t, map[string]string{"meminfo": content}))
+			t.Cleanup(c.close)
+			require.Error(t, c.Update(context.Background(), make(chan prometheus.Metric, 64)))
+		})
+	}
+}
+
+func TestPressure_MissingFull_ReportsWhatCameBefore(t *testing.T) {
+	c := newPressureCollector(procFixture(t, map[string]string{
+		"pressure/cpu":    "some avg10=0.00 avg60=0.00 avg300=0.00 total=2000000\n",
+		"pressure/io":     "some avg10=0.00 avg60=0.00 avg300=0.00 total=1\n",
+		"pressure/memory": "some avg10=0.00 avg60=0.00 avg300=0.00 total=1\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=1\n",
+	}))
+	require.Equal(t, "node_pressure_cpu_waiting_seconds_total 2", series(t, c))
+}
+
+func TestPressure_NoFiles_NoSeries(t *testing.T) {
+	c := newPressureCollector(t.TempDir())
+	require.Empty(t, series(t, c))
+}
+
+func TestVmstat_FieldsFilter_BadValueFails(t *testing.T) {
+	c, err := newVmstatCollector(procFixture(t, map[string]string{"vmstat": "nr_free_pages 12\npgfault 7\noom_kill 1\n"}),
+		nodeFlag("collector.vmstat.fields"))
+	require.NoError(t, err)
+	require.Equal(t, "node_vmstat_oom_kill 1\nnode_vmstat_pgfault 7", series(t, c))
+
+	c, err = newVmstatCollector(procFixture(t, map[string]string{"vmstat": "nr_free_pages x\npgfault 7\n"}),
+		nodeFlag("collector.vmstat.fields"))
+	require.NoError(t, err)
+	t.Cleanup(c.close)
+	require.Error(t, c.Update(context.Background(), make(chan prometheus.Metric, 64)))
+}
+
+func TestStat_MissingLines_ReportedAsZero(t *testing.T) {
+	c := newStatCollector(procFixture(t, map[string]string{"stat": "cpu  1 2 3\nintr 10 1 2 3\nctxt 5\nbtime\n"}), false)
+	require.Equal(t, "node_boot_time_seconds 0\nnode_context_switches_total 5\nnode_forks_total 0\nnode_intr_total 10\n"+
+		"node_procs_blocked 0\nnode_procs_running 0", series(t, c))
+}
+
+// A seq_file of many records is read past its first page.
+func TestKeptFile_ReadsToTheEnd_ReopensAfterError(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "f")
+	content := bytes.Repeat([]byte("0123456789"), 2000)
+	require.NoError(t, os.WriteFile(path, content, 0o644))
+	f := newKeptFile(path, true)
+	t.Cleanup(f.close)
+	for range 2 {
+		got, err := f.read()
+		require.NoError(t, err)
+		require.Equal(t, content, got)
+	}
+	require.NoError(t, os.WriteFile(path, []byte("short"), 0o644))
+	got, err := f.read()
+	require.NoError(t, err)
+	require.Equal(t, "short", string(got))
+
+	f = newKeptFile(filepath.Join(dir, "missing"), false)
+	_, err = f.read()
+	require.ErrorIs(t, err, os.ErrNotExist)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "missing"), []byte("here"), 0o644))
+	got, err = f.read()
+	require.NoError(t, err)
+	require.Equal(t, "here", string(got))
+}

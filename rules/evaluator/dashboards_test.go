@@ -109,4 +109,3 @@ func readsAgentJobs(expr string) bool {
 	}
 	return false
 }
-

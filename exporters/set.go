@@ -2,6 +2,7 @@ package exporters
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sort"
 	"sync"
@@ -76,9 +77,9 @@ func (s *Set) Collect(ch chan<- prometheus.Metric) {
 // channel of its own; run forwards until the collector returns or the deadline
 // passes, and then drains (and drops) whatever a late collector still sends.
 func (s *Set) run(name string, c Collector, out chan<- prometheus.Metric) {
+	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
 	defer cancel()
-	start := time.Now()
 
 	// Buffered, so a collector does not hand each metric over one at a time.
 	inner := make(chan prometheus.Metric, 256)
@@ -108,7 +109,7 @@ forward:
 		}
 	}
 	elapsed := time.Since(start)
-	if elapsed > s.timeout {
+	if elapsed > s.timeout || errors.Is(err, context.DeadlineExceeded) {
 		elapsed = s.timeout
 	}
 

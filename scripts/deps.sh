@@ -19,6 +19,7 @@ want prometheus-node-exporter prometheus-node-exporter
 want prometheus-mysqld-exporter prometheus-mysqld-exporter
 want prometheus-alertmanager prometheus-alertmanager
 want amtool prometheus-alertmanager
+want nginx nginx
 want curl curl
 
 if [ ${#need_pkgs[@]} -gt 0 ]; then

@@ -40,3 +40,61 @@ type Archive struct {
 type Maintenance struct {
 	On bool `json:"on"`
 }
+
+// The job requests the agent records: the body of the POST with the names
+// from its path. Job types decode them.
+
+// BenchRequest is the request of bench.restart and bench.archive.
+type BenchRequest struct {
+	Bench string `json:"bench"`
+}
+
+// BenchLimitsRequest is the request of bench.limits.
+type BenchLimitsRequest struct {
+	Bench  string `json:"bench"`
+	Limits Limits `json:"limits"`
+}
+
+// SiteRequest is the request of site.new and site.migrate.
+type SiteRequest struct {
+	Bench string `json:"bench"`
+	Site  string `json:"site"`
+}
+
+// SiteBackupRequest is the request of site.backup.
+type SiteBackupRequest struct {
+	SiteRequest
+	Backup
+}
+
+// SiteRestoreRequest is the request of site.restore.
+type SiteRestoreRequest struct {
+	SiteRequest
+	Restore
+}
+
+// SiteArchiveRequest is the request of site.archive.
+type SiteArchiveRequest struct {
+	SiteRequest
+	Archive
+}
+
+// SiteMaintenanceRequest is the request of site.maintenance.
+type SiteMaintenanceRequest struct {
+	SiteRequest
+	Maintenance
+}
+
+// Job types.
+const (
+	TypeBenchNew        = "bench.new"
+	TypeBenchRestart    = "bench.restart"
+	TypeBenchLimits     = "bench.limits"
+	TypeBenchArchive    = "bench.archive"
+	TypeSiteNew         = "site.new"
+	TypeSiteMigrate     = "site.migrate"
+	TypeSiteBackup      = "site.backup"
+	TypeSiteRestore     = "site.restore"
+	TypeSiteArchive     = "site.archive"
+	TypeSiteMaintenance = "site.maintenance"
+)

@@ -59,6 +59,7 @@ const (
 	processesName   = "processes"
 	// node_exporter's collectors that this package reimplements.
 	conntrackName = "conntrack"
+	cpuName       = "cpu"
 	filefdName    = "filefd"
 	loadavgName   = "loadavg"
 	meminfoName   = "meminfo"
@@ -67,6 +68,7 @@ const (
 	pressureName  = "pressure"
 	sockstatName  = "sockstat"
 	statName      = "stat"
+	timeName      = "time"
 	vmstatName    = "vmstat"
 )
 
@@ -251,6 +253,12 @@ func newOwnCollector(logger *slog.Logger, name string, opts Options) (ownCollect
 	switch name {
 	case conntrackName:
 		return newConntrackCollector(opts.ProcFS), nil
+	case cpuName:
+		c, err := newCPUCollector(opts.ProcFS, opts.SysFS)
+		if c == nil || err != nil {
+			return nil, err // nil: node_exporter's own, for --collector.cpu.info
+		}
+		return c, nil
 	case filefdName:
 		return newFilefdCollector(opts.ProcFS), nil
 	case loadavgName:
@@ -268,6 +276,8 @@ func newOwnCollector(logger *slog.Logger, name string, opts Options) (ownCollect
 		return newSockstatCollector(opts.ProcFS), nil
 	case statName:
 		return newStatCollector(opts.ProcFS, nodeFlag("collector.stat.softirq") == "true"), nil
+	case timeName:
+		return newTimeCollector(opts.SysFS), nil
 	case vmstatName:
 		return newVmstatCollector(opts.ProcFS, nodeFlag("collector.vmstat.fields"))
 	}

@@ -8,12 +8,13 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// The processes and netclass collectors read hundreds of small /proc and /sys
-// files per scrape; on a VM, opening one costs more than reading it. So they
-// read with plain syscalls (an *os.File also registers with the runtime's
-// poller and sets a finalizer) and keep the files they read on every scrape
-// open: a pread at offset 0 makes a proc or sysfs file generate its content
-// afresh, for about half the cost of open, read and close. An open
+// The processes collector and our versions of node_exporter's read hundreds of
+// small /proc and /sys files per scrape; on a VM, opening one costs more than
+// reading it. So they read with plain syscalls (an *os.File also registers
+// with the runtime's poller and sets a finalizer) and keep the files they read
+// on every scrape open: a pread at offset 0 makes a proc or sysfs file
+// generate its content afresh, for about half the cost of open, read and
+// close. An open
 // /proc/<pid>/stat refers to that process, not to the pid: once the process has
 // exited it fails with ESRCH, even if the pid has been reused. An open sysfs
 // attribute fails with ENODEV once its device is gone.

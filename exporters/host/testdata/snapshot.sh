@@ -49,6 +49,27 @@ for cpu in /sys/devices/system/cpu/cpu[0-9]*; do
     copy "$cpu/topology/$f" "sys/devices/system/cpu/$n/topology/$f"
   done
 done
+# Synthetic: thermal throttle counts, which VMs lack, for the first two CPUs
+# (node_exporter reports a package's count from its first CPU only).
+n=0
+for cpu in cpu0 cpu1; do
+  if [ -d "sys/devices/system/cpu/$cpu" ]; then
+    mkdir -p "sys/devices/system/cpu/$cpu/thermal_throttle"
+    echo $((5 + n)) >"sys/devices/system/cpu/$cpu/thermal_throttle/core_throttle_count"
+    echo $((7 + n)) >"sys/devices/system/cpu/$cpu/thermal_throttle/package_throttle_count"
+  fi
+  n=$((n + 2))
+done
+# time: the clocksources, and a synthetic eleventh, since node_exporter
+# numbers them in the order their names sort (clocksource10 before 2).
+for cs in /sys/devices/system/clocksource/clocksource[0-9]*; do
+  for f in available_clocksource current_clocksource; do
+    copy "$cs/$f" "sys/devices/system/clocksource/$(basename "$cs")/$f"
+  done
+done
+mkdir -p sys/devices/system/clocksource/clocksource10
+echo "hpet acpi_pm " >sys/devices/system/clocksource/clocksource10/available_clocksource
+echo "hpet" >sys/devices/system/clocksource/clocksource10/current_clocksource
 for dev in $(awk '{print $3}' /proc/diskstats); do
   if [ -r "/sys/block/$dev/queue/rotational" ]; then
     copy "/sys/block/$dev/queue/rotational" "sys/block/$dev/queue/rotational"

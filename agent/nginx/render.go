@@ -1,0 +1,184 @@
+package nginx
+
+import (
+	"bytes"
+	"fmt"
+	"slices"
+	"text/template"
+)
+
+// commonFile is the per-generation file that is not a bench. Bench names start
+// with a letter or digit, so no bench file can be called this.
+const commonFile = "_hybrid.conf"
+
+// generationPath is the location the probe server answers with the
+// generation of the configuration nginx is actually running.
+const generationPath = "/__hybrid_generation"
+
+var benchTemplate = template.Must(template.New("bench").Parse(`# Written by hybrid-agent (generation {{.Generation}}); do not edit.
+upstream hybrid-bench-{{.Name}} {
+    server 127.0.0.1:{{.Port}};
+    keepalive 16;
+}
+{{- if .Sites}}
+
+server {
+    listen {{.Listen}};
+    server_name{{range .Sites}} {{.}}{{end}};
+
+    client_max_body_size {{.ClientMaxBodySize}};
+{{- if .Extra}}
+    {{.Extra}}
+{{- end}}
+
+    location / {
+        proxy_pass http://hybrid-bench-{{.Name}};
+        proxy_http_version 1.1;
+        proxy_set_header Host $host;
+        proxy_set_header X-Real-IP $remote_addr;
+        proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+        proxy_set_header X-Forwarded-Proto $scheme;
+        proxy_set_header Upgrade $http_upgrade;
+        proxy_set_header Connection $hybrid_connection_upgrade;
+        proxy_connect_timeout 10s;
+        proxy_send_timeout 300s;
+        proxy_read_timeout 300s;
+    }
+}
+{{- end}}
+`))
+
+type benchData struct {
+	Generation        uint64
+	Name              string
+	Port              int
+	Listen            string
+	Sites             []string
+	ClientMaxBodySize string
+	Extra             string
+}
+
+// renderBenches returns one snippet per bench, keyed by file name. Names must
+// have been validated.
+func (m *Manager) renderBenches(gen uint64, benches []Bench, sites []Site) (map[string][]byte, error) {
+	byBench := make(map[string][]string, len(benches))
+	for _, s := range sites {
+		byBench[s.Bench] = append(byBench[s.Bench], s.Name)
+	}
+	files := make(map[string][]byte, len(benches)+1)
+	for _, b := range benches {
+		names := byBench[b.Name]
+		slices.Sort(names)
+		d := benchData{
+			Generation:        gen,
+			Name:              b.Name,
+			Port:              b.Port,
+			Listen:            m.opts.Listen,
+			Sites:             names,
+			ClientMaxBodySize: m.opts.ClientMaxBodySize,
+		}
+		if m.extraDirectives != nil {
+			d.Extra = m.extraDirectives(b.Name)
+		}
+		var buf bytes.Buffer
+		if err := benchTemplate.Execute(&buf, d); err != nil {
+			return nil, fmt.Errorf("render bench %s: %w", b.Name, err)
+		}
+		files[b.Name+".conf"] = buf.Bytes()
+	}
+	common, err := m.renderCommon(gen)
+	if err != nil {
+		return nil, err
+	}
+	files[commonFile] = common
+	return files, nil
+}
+
+var commonTemplate = template.Must(template.New("common").Parse(`# Written by hybrid-agent (generation {{.Generation}}); do not edit.
+map $http_upgrade $hybrid_connection_upgrade {
+    default upgrade;
+    ''      '';
+}
+
+# The agent reads this after every reload: seeing its own generation here is
+# the proof that nginx runs this configuration, not only that it parses; the
+# worker's pid leads the agent to the workers of the configuration before.
+server {
+    listen {{.ProbeListen}};
+    server_name _;
+    access_log off;
+
+    location = {{.GenerationPath}} {
+        default_type text/plain;
+        return 200 "{{.Generation}} $pid\n";
+    }
+    location / {
+        return 404;
+    }
+}
+{{- if .Owned}}
+
+# Hosts that are no bench's site.
+server {
+    listen {{.Listen}} default_server;
+    server_name _;
+    return 404;
+}
+{{- end}}
+`))
+
+func (m *Manager) renderCommon(gen uint64) ([]byte, error) {
+	var buf bytes.Buffer
+	err := commonTemplate.Execute(&buf, map[string]any{
+		"Generation":     gen,
+		"ProbeListen":    m.opts.ProbeListen,
+		"GenerationPath": generationPath,
+		"Owned":          m.owned(),
+		"Listen":         m.opts.Listen,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("render %s: %w", commonFile, err)
+	}
+	return buf.Bytes(), nil
+}
+
+var mainTemplate = template.Must(template.New("main").Parse(`# Written by hybrid-agent; do not edit. The agent runs nginx with this file
+# when it owns nginx (no system nginx configured).
+{{- if .User}}
+user {{.User}};
+{{- end}}
+daemon off;
+master_process on;
+worker_processes auto;
+pid {{.Dir}}/run/nginx.pid;
+error_log {{.Dir}}/logs/error.log;
+
+events {
+    worker_connections 1024;
+}
+
+http {
+    default_type application/octet-stream;
+    access_log {{.Dir}}/logs/access.log;
+    server_tokens off;
+    sendfile on;
+    keepalive_timeout 65s;
+
+    client_body_temp_path {{.Dir}}/tmp/client_body;
+    proxy_temp_path {{.Dir}}/tmp/proxy;
+    fastcgi_temp_path {{.Dir}}/tmp/fastcgi;
+    uwsgi_temp_path {{.Dir}}/tmp/uwsgi;
+    scgi_temp_path {{.Dir}}/tmp/scgi;
+
+    include {{.Dir}}/benches/*.conf;
+}
+`))
+
+func (m *Manager) renderMain() ([]byte, error) {
+	var buf bytes.Buffer
+	err := mainTemplate.Execute(&buf, map[string]any{"Dir": m.opts.Dir, "User": m.opts.User})
+	if err != nil {
+		return nil, fmt.Errorf("render nginx.conf: %w", err)
+	}
+	return buf.Bytes(), nil
+}

@@ -1,6 +1,8 @@
 package mariadb
 
 import (
+	"github.com/hybridsuite/hybrid/internal/mycnf"
+
 	"context"
 	"database/sql"
 	"errors"
@@ -135,14 +137,14 @@ func New(logger *slog.Logger, opts Options) (*Collector, error) {
 	if opts.VariablesInterval <= 0 {
 		opts.VariablesInterval = defaultVariablesInterval
 	}
-	creds, err := readCredentials(opts.CredentialsFile)
+	creds, err := mycnf.Read(opts.CredentialsFile)
 	if err != nil {
 		return nil, err
 	}
 	connector, err := mysql.NewConnector(driverConfig(creds, opts, logger))
 	if err != nil {
 		// The config holds the password: name the address, not the error's input.
-		return nil, fmt.Errorf("mariadb: configure connection to %s: %w", creds.address(), err)
+		return nil, fmt.Errorf("mariadb: configure connection to %s: %w", creds.Address(), err)
 	}
 	db := sql.OpenDB(connector)
 	db.SetMaxOpenConns(maxOpenConns)
@@ -155,7 +157,7 @@ func New(logger *slog.Logger, opts Options) (*Collector, error) {
 	c := &Collector{
 		logger:    logger,
 		opts:      opts,
-		addr:      creds.address(),
+		addr:      creds.Address(),
 		user:      creds.User,
 		db:        db,
 		scrapers:  []scraper{status, variables, newProcesslist(), newReplicaStatus(logger)},
@@ -177,13 +179,13 @@ func New(logger *slog.Logger, opts Options) (*Collector, error) {
 // (runBatch). Every statement the exporter sends is a constant, the only
 // parameters (the database refresh's table lookups) go to the server apart,
 // in prepared statements: there is nothing to inject into.
-func driverConfig(creds credentials, opts Options, logger *slog.Logger) *mysql.Config {
+func driverConfig(creds mycnf.Credentials, opts Options, logger *slog.Logger) *mysql.Config {
 	cfg := mysql.NewConfig()
 	cfg.MultiStatements = true
 	cfg.User = creds.User
 	cfg.Passwd = creds.Password
-	cfg.Net = creds.network()
-	cfg.Addr = creds.address()
+	cfg.Net = creds.Network()
+	cfg.Addr = creds.Address()
 	cfg.Timeout = opts.QueryTimeout // dial
 	cfg.Logger = driverLogger{logger}
 	cfg.Params = map[string]string{

@@ -39,6 +39,7 @@ type Server struct {
 	dir     string // holds data/, the socket, the config and the error log
 	mariadb string // path of mariadbd
 	port    int
+	bind    string // bind-address
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
@@ -59,7 +60,14 @@ func (e *missingError) Error() string {
 // fail it when CI=true.
 func Start(t testing.TB) *Server {
 	t.Helper()
-	s, err := New()
+	return StartBound(t, "127.0.0.1")
+}
+
+// StartBound is Start with the server listening on bindAddress: "0.0.0.0"
+// lets containers on a Docker bridge reach it through the host gateway.
+func StartBound(t testing.TB, bindAddress string) *Server {
+	t.Helper()
+	s, err := newBound(bindAddress)
 	if err != nil {
 		skipOrFatal(t, err)
 	}
@@ -120,7 +128,9 @@ func skipOrFatal(t testing.TB, err error) {
 
 // New installs a data directory and starts a server; Close undoes both.
 // Tests use Start or Shared, which handle cleanup and missing binaries.
-func New() (*Server, error) {
+func New() (*Server, error) { return newBound("127.0.0.1") }
+
+func newBound(bindAddress string) (*Server, error) {
 	mariadbd, err := findBinary("mariadbd")
 	if err != nil {
 		return nil, err
@@ -140,7 +150,7 @@ func New() (*Server, error) {
 		os.RemoveAll(dir)
 		return nil, err
 	}
-	s := &Server{dir: dir, mariadb: mariadbd, port: port}
+	s := &Server{dir: dir, mariadb: mariadbd, port: port, bind: bindAddress}
 	if err := s.install(installDB); err != nil {
 		os.RemoveAll(dir)
 		return nil, err
@@ -197,7 +207,7 @@ func (s *Server) install(installDB string) error {
 		"datadir=" + filepath.Join(s.dir, "data"),
 		"socket=" + s.Socket(),
 		"port=" + strconv.Itoa(s.port),
-		"bind-address=127.0.0.1",
+		"bind-address=" + s.bind,
 		"pid-file=" + filepath.Join(s.dir, "mariadbd.pid"),
 		"log-error=" + s.errorLog(),
 		// Its own tmpdir: temporary tables in a shared /tmp can collide with

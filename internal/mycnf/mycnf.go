@@ -1,4 +1,7 @@
-package mariadb
+// Package mycnf reads the [client] section of a my.cnf style credentials
+// file, as the mariadb client and mysqld_exporter do, refusing files that
+// others may read. The password never reaches a log line or an error.
+package mycnf
 
 import (
 	"bufio"
@@ -11,16 +14,16 @@ import (
 	"strings"
 )
 
-// Defaults used when the credentials file leaves host, port or socket out.
+// Defaults used when the Credentials file leaves host, port or socket out.
 const (
 	defaultHost = "127.0.0.1"
 	defaultPort = 3306
 )
 
-// credentials is the [client] section of a my.cnf style file. The password
+// Credentials is the [client] section of a my.cnf style file. The password
 // stays in this struct and in the driver's config: it never reaches a log
 // line (see LogValue) nor an error message.
-type credentials struct {
+type Credentials struct {
 	User     string
 	Password string
 	Host     string
@@ -30,16 +33,16 @@ type credentials struct {
 
 // LogValue keeps the password out of structured logs even if someone logs the
 // whole struct.
-func (c credentials) LogValue() slog.Value {
-	return slog.GroupValue(slog.String("user", c.User), slog.String("addr", c.address()))
+func (c Credentials) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("user", c.User), slog.String("addr", c.Address()))
 }
 
 // String keeps the password out of %v and %s formatting.
-func (c credentials) String() string { return c.User + "@" + c.address() }
+func (c Credentials) String() string { return c.User + "@" + c.Address() }
 
 // network returns the driver's network: a socket wins over TCP when the host
 // is unset or "localhost", as with the mariadb client.
-func (c credentials) network() string {
+func (c Credentials) Network() string {
 	if c.Socket != "" && (c.Host == "" || c.Host == "localhost") {
 		return "unix"
 	}
@@ -47,8 +50,8 @@ func (c credentials) network() string {
 }
 
 // address is where the server is reached, for the driver and for messages.
-func (c credentials) address() string {
-	if c.network() == "unix" {
+func (c Credentials) Address() string {
+	if c.Network() == "unix" {
 		return c.Socket
 	}
 	host := c.Host
@@ -69,30 +72,30 @@ func hostPort(host string, port int) string {
 	return host + ":" + strconv.Itoa(port)
 }
 
-// readCredentials opens path, refuses it when group or others may read it
+// Read opens path, refuses it when group or others may read it
 // (it holds a password), and parses its [client] section.
-func readCredentials(path string) (credentials, error) {
+func Read(path string) (Credentials, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return credentials{}, fmt.Errorf("mariadb credentials: %w", err)
+		return Credentials{}, fmt.Errorf("mariadb credentials: %w", err)
 	}
 	defer f.Close()
 	// Stat the open file rather than the path, so the checked file is the read one.
 	info, err := f.Stat()
 	if err != nil {
-		return credentials{}, fmt.Errorf("mariadb credentials: stat %s: %w", path, err)
+		return Credentials{}, fmt.Errorf("mariadb credentials: stat %s: %w", path, err)
 	}
 	if !info.Mode().IsRegular() {
-		return credentials{}, fmt.Errorf("mariadb credentials file %s is not a regular file", path)
+		return Credentials{}, fmt.Errorf("mariadb credentials file %s is not a regular file", path)
 	}
 	if perm := info.Mode().Perm(); perm&0o077 != 0 {
-		return credentials{}, fmt.Errorf("mariadb credentials file %s has mode %04o: it holds a password, so group and others must have no access (want 0600 or stricter: chmod 600 %s)",
+		return Credentials{}, fmt.Errorf("mariadb credentials file %s has mode %04o: it holds a password, so group and others must have no access (want 0600 or stricter: chmod 600 %s)",
 			path, perm, path)
 	}
-	return parseCredentials(f, path)
+	return Parse(f, path)
 }
 
-// parseCredentials reads the [client] section of a my.cnf style file:
+// Parse reads the [client] section of a my.cnf style file:
 //
 //	[client]
 //	user = hybrid_exporter
@@ -106,9 +109,9 @@ func readCredentials(path string) (credentials, error) {
 // Other sections are ignored, an unknown key in [client] is an error. Every
 // problem is reported at once, by line number: no message quotes a value or
 // even a key, since a malformed line ("password: s3cret") may hold the password.
-func parseCredentials(r io.Reader, name string) (credentials, error) {
+func Parse(r io.Reader, name string) (Credentials, error) {
 	var (
-		c        credentials
+		c        Credentials
 		problems []error
 		section  string
 		lineNo   int
@@ -173,13 +176,13 @@ func parseCredentials(r io.Reader, name string) (credentials, error) {
 		}
 	}
 	if err := sc.Err(); err != nil {
-		return credentials{}, fmt.Errorf("read mariadb credentials file %s: %w", name, err)
+		return Credentials{}, fmt.Errorf("read mariadb credentials file %s: %w", name, err)
 	}
 	if c.User == "" {
 		problems = append(problems, errors.New("user is missing in the [client] section"))
 	}
 	if len(problems) > 0 {
-		return credentials{}, fmt.Errorf("mariadb credentials file %s: %w", name, errors.Join(problems...))
+		return Credentials{}, fmt.Errorf("mariadb credentials file %s: %w", name, errors.Join(problems...))
 	}
 	return c, nil
 }

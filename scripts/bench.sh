@@ -4,13 +4,15 @@
 #   host:    hybrid-agent (host collectors only)  vs Debian's prometheus-node-exporter (defaults)
 #   mariadb: hybrid-agent (MariaDB collector only) vs Debian's prometheus-mysqld-exporter (defaults), same server, same user
 #   bench:   hybrid-agent (bench collector only) with BENCH_CONTAINERS labelled containers (target: < 100 ms CPU per scrape)
+#   rules:   hybrid monitor vs Debian's prometheus evaluating the same rules over RULEBENCH_SERVERS simulated servers
 # Prints p50/p99 scrape latency, CPU per scrape and RSS of each, and the ratios.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${N:-200}
-ONLY=${ONLY:-host mariadb bench}   # e.g. ONLY=host make bench
+ONLY=${ONLY:-host mariadb bench rules}   # e.g. ONLY=host make bench
 only() { case " $ONLY " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 BENCH_CONTAINERS=${BENCH_CONTAINERS:-200}
+export RULEBENCH_SERVERS=${RULEBENCH_SERVERS:-500}
 work=$(mktemp -d)
 pids=()
 containers=()
@@ -91,4 +93,10 @@ ours=$agent_pid
 sleep 2 # let the inventory settle
 "$work/scrapebench" -n "$N" -title "bench ($BENCH_CONTAINERS containers)" \
   -target "hybrid-agent bench,http://127.0.0.1:19472/metrics,$ours,hybrid,$work/bench/agent/metrics.password"
+fi
+
+if only rules; then
+echo
+echo "== rules: hybrid monitor vs Debian's prometheus, the same rules over $RULEBENCH_SERVERS simulated servers"
+bash scripts/rulebench.sh
 fi

@@ -193,7 +193,18 @@ func walkSiteTar(p string, fn func(rel string, hdr *tar.Header, r io.Reader) err
 		return err
 	}
 	defer f.Close()
-	tr := tar.NewReader(bufio.NewReader(f))
+	// Frappe restores .tar and .tgz alike; so does the stand-in.
+	br := bufio.NewReader(f)
+	var r io.Reader = br
+	if magic, _ := br.Peek(2); len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
+		zr, err := gzip.NewReader(br)
+		if err != nil {
+			return err
+		}
+		defer zr.Close()
+		r = zr
+	}
+	tr := tar.NewReader(r)
 	for {
 		hdr, err := tr.Next()
 		if errors.Is(err, io.EOF) {

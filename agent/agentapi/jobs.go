@@ -51,6 +51,11 @@ type Step struct {
 	EndedAt   *time.Time `json:"ended_at,omitempty"`
 	// Output is the tail of what the step printed (the last 64 KiB).
 	Output string `json:"output,omitempty"`
+	// Error says why a step ended Failure.
+	Error string `json:"error,omitempty"`
+	// Attempts counts the times the step started: more than one means it
+	// was running when the agent stopped and was run again on resume.
+	Attempts int `json:"attempts,omitempty"`
 }
 
 // JobCreated answers every POST that creates a job.

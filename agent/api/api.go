@@ -1,0 +1,427 @@
+package api
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/hybridsuite/hybrid/agent/agentapi"
+	"github.com/hybridsuite/hybrid/agent/jobs"
+	"github.com/hybridsuite/hybrid/agent/names"
+)
+
+// Queue is what the API needs of the job queue.
+type Queue interface {
+	Submit(ctx context.Context, s jobs.Submission) (agentapi.Job, bool, error)
+	Get(ctx context.Context, ids ...string) ([]agentapi.Job, error)
+	List(ctx context.Context, status agentapi.Status, limit int) ([]agentapi.Job, error)
+	Cancel(ctx context.Context, id string) error
+}
+
+// Inventory says which benches and sites exist on the server.
+type Inventory interface {
+	BenchExists(bench string) bool
+	SiteExists(bench, site string) bool
+}
+
+// maxBody bounds a request body: requests are small JSON documents.
+const maxBody = 1 << 20
+
+// Server serves the API.
+type Server struct {
+	queue     Queue
+	inventory Inventory
+	tokenHash [sha256.Size]byte
+	logger    *slog.Logger
+}
+
+// New returns a server that accepts the token whose SHA-256 is tokenHash.
+func New(queue Queue, inventory Inventory, tokenHash [sha256.Size]byte, logger *slog.Logger) *Server {
+	return &Server{queue: queue, inventory: inventory, tokenHash: tokenHash, logger: logger}
+}
+
+// HashToken is the stored form of a token.
+func HashToken(token string) [sha256.Size]byte { return sha256.Sum256([]byte(token)) }
+
+// NewToken returns a random token for the control plane.
+func NewToken() string {
+	b := make([]byte, 32)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// Handler routes the API.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /ping", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, agentapi.Pong{Message: "pong"})
+	})
+	auth := func(h http.HandlerFunc) http.Handler { return s.authenticated(h) }
+	mux.Handle("GET /jobs", auth(s.listJobs))
+	mux.Handle("GET /jobs/{ids}", auth(s.getJobs))
+	mux.Handle("POST /jobs/{id}/cancel", auth(s.cancelJob))
+	mux.Handle("POST /benches", auth(s.newBench))
+	mux.Handle("POST /benches/{bench}/restart", auth(s.benchJob(agentapi.TypeBenchRestart)))
+	mux.Handle("POST /benches/{bench}/archive", auth(s.benchJob(agentapi.TypeBenchArchive)))
+	mux.Handle("POST /benches/{bench}/limits", auth(s.benchLimits))
+	mux.Handle("POST /benches/{bench}/sites", auth(s.newSite))
+	mux.Handle("POST /benches/{bench}/sites/{site}/migrate", auth(s.siteJob(agentapi.TypeSiteMigrate, nil)))
+	mux.Handle("POST /benches/{bench}/sites/{site}/backup", auth(s.siteJob(agentapi.TypeSiteBackup, func() any { return &agentapi.Backup{} })))
+	mux.Handle("POST /benches/{bench}/sites/{site}/restore", auth(s.siteJob(agentapi.TypeSiteRestore, func() any { return &agentapi.Restore{} })))
+	mux.Handle("POST /benches/{bench}/sites/{site}/archive", auth(s.siteJob(agentapi.TypeSiteArchive, func() any { return &agentapi.Archive{} })))
+	mux.Handle("POST /benches/{bench}/sites/{site}/maintenance", auth(s.siteJob(agentapi.TypeSiteMaintenance, func() any { return &agentapi.Maintenance{} })))
+	// Anything else still needs the token: an unknown route is not a way to
+	// learn what exists without it.
+	mux.Handle("/", auth(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no route %s %s", r.Method, r.URL.Path))
+	}))
+	return mux
+}
+
+func (s *Server) authenticated(next http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		hash := HashToken(token)
+		if !ok || subtle.ConstantTimeCompare(hash[:], s.tokenHash[:]) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="hybrid-agent"`)
+			writeError(w, http.StatusUnauthorized, "missing or wrong bearer token")
+			return
+		}
+		next(w, r)
+	})
+}
+
+func (s *Server) listJobs(w http.ResponseWriter, r *http.Request) {
+	status := agentapi.Status(r.URL.Query().Get("status"))
+	switch status {
+	case "", agentapi.Pending, agentapi.Running, agentapi.Success, agentapi.Failure:
+	default:
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("status %q: want Pending, Running, Success or Failure", clip(string(status))))
+		return
+	}
+	list, err := s.queue.List(r.Context(), status, 1000)
+	if err != nil {
+		s.internal(w, "list jobs", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, list)
+}
+
+func (s *Server) getJobs(w http.ResponseWriter, r *http.Request) {
+	ids := strings.Split(r.PathValue("ids"), ",")
+	if len(ids) > 100 {
+		writeError(w, http.StatusBadRequest, "at most 100 job ids at once")
+		return
+	}
+	for _, id := range ids {
+		if err := names.JobID(id); err != nil {
+			writeError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+	}
+	list, err := s.queue.Get(r.Context(), ids...)
+	if errors.Is(err, jobs.ErrNotFound) {
+		writeError(w, http.StatusNotFound, err.Error())
+		return
+	}
+	if err != nil {
+		s.internal(w, "get jobs", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, list)
+}
+
+func (s *Server) cancelJob(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if err := names.JobID(id); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	switch err := s.queue.Cancel(r.Context(), id); {
+	case errors.Is(err, jobs.ErrNotFound):
+		writeError(w, http.StatusNotFound, err.Error())
+	case errors.Is(err, jobs.ErrConflict):
+		writeError(w, http.StatusConflict, err.Error())
+	case err != nil:
+		s.internal(w, "cancel job", err)
+	default:
+		writeJSON(w, http.StatusAccepted, agentapi.JobCreated{Job: id})
+	}
+}
+
+func (s *Server) newBench(w http.ResponseWriter, r *http.Request) {
+	var req agentapi.NewBench
+	if !decode(w, r, &req) {
+		return
+	}
+	var problems []string
+	if err := names.Bench(req.Name); err != nil {
+		problems = append(problems, err.Error())
+	}
+	if err := names.Image(req.Image); err != nil {
+		problems = append(problems, err.Error())
+	}
+	problems = append(problems, checkLimits(req.Limits)...)
+	if len(problems) > 0 {
+		writeError(w, http.StatusBadRequest, strings.Join(problems, "; "))
+		return
+	}
+	if s.inventory.BenchExists(req.Name) {
+		writeError(w, http.StatusConflict, fmt.Sprintf("bench %q exists", req.Name))
+		return
+	}
+	s.submit(w, r, agentapi.TypeBenchNew, req)
+}
+
+func (s *Server) benchJob(typ string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		bench, ok := s.bench(w, r)
+		if !ok || !emptyBody(w, r) {
+			return
+		}
+		s.submit(w, r, typ, agentapi.BenchRequest{Bench: bench})
+	}
+}
+
+func (s *Server) benchLimits(w http.ResponseWriter, r *http.Request) {
+	bench, ok := s.bench(w, r)
+	if !ok {
+		return
+	}
+	var limits agentapi.Limits
+	if !decode(w, r, &limits) {
+		return
+	}
+	if problems := checkLimits(limits); len(problems) > 0 {
+		writeError(w, http.StatusBadRequest, strings.Join(problems, "; "))
+		return
+	}
+	s.submit(w, r, agentapi.TypeBenchLimits, agentapi.BenchLimitsRequest{Bench: bench, Limits: limits})
+}
+
+func (s *Server) newSite(w http.ResponseWriter, r *http.Request) {
+	bench, ok := s.bench(w, r)
+	if !ok {
+		return
+	}
+	var req agentapi.NewSite
+	if !decode(w, r, &req) {
+		return
+	}
+	if err := names.Site(req.Name); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if s.inventory.SiteExists(bench, req.Name) {
+		writeError(w, http.StatusConflict, fmt.Sprintf("site %q exists on bench %q", req.Name, bench))
+		return
+	}
+	s.submit(w, r, agentapi.TypeSiteNew, agentapi.SiteRequest{Bench: bench, Site: req.Name})
+}
+
+// siteJob handles a job on an existing site; body, when not nil, makes the
+// request body (decoded strictly) whose fields join the bench and site.
+func (s *Server) siteJob(typ string, body func() any) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		bench, ok := s.bench(w, r)
+		if !ok {
+			return
+		}
+		site := r.PathValue("site")
+		if err := names.Site(site); err != nil {
+			writeError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		if !s.inventory.SiteExists(bench, site) {
+			writeError(w, http.StatusNotFound, fmt.Sprintf("site %q does not exist on bench %q", site, bench))
+			return
+		}
+		target := agentapi.SiteRequest{Bench: bench, Site: site}
+		if body == nil {
+			if emptyBody(w, r) {
+				s.submit(w, r, typ, target)
+			}
+			return
+		}
+		b := body()
+		if !decode(w, r, b) {
+			return
+		}
+		var req any
+		switch b := b.(type) {
+		case *agentapi.Backup:
+			req = agentapi.SiteBackupRequest{SiteRequest: target, Backup: *b}
+		case *agentapi.Restore:
+			if (b.Path == "") == (b.Object == "") {
+				writeError(w, http.StatusBadRequest, "restore: give exactly one of path and object")
+				return
+			}
+			if err := checkBackupRef(b.Path, b.Object); err != nil {
+				writeError(w, http.StatusBadRequest, err.Error())
+				return
+			}
+			req = agentapi.SiteRestoreRequest{SiteRequest: target, Restore: *b}
+		case *agentapi.Archive:
+			req = agentapi.SiteArchiveRequest{SiteRequest: target, Archive: *b}
+		case *agentapi.Maintenance:
+			req = agentapi.SiteMaintenanceRequest{SiteRequest: target, Maintenance: *b}
+		}
+		s.submit(w, r, typ, req)
+	}
+}
+
+// bench reads and checks the {bench} of the path; it must exist.
+func (s *Server) bench(w http.ResponseWriter, r *http.Request) (string, bool) {
+	bench := r.PathValue("bench")
+	if err := names.Bench(bench); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return "", false
+	}
+	if !s.inventory.BenchExists(bench) {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("bench %q does not exist", bench))
+		return "", false
+	}
+	return bench, true
+}
+
+func (s *Server) submit(w http.ResponseWriter, r *http.Request, typ string, req any) {
+	id := r.Header.Get(agentapi.JobIDHeader)
+	if id == "" {
+		id = "job-" + NewToken()[:24]
+	} else if err := names.JobID(id); err != nil {
+		writeError(w, http.StatusBadRequest, agentapi.JobIDHeader+": "+err.Error())
+		return
+	}
+	callback := r.Header.Get(agentapi.CallbackHeader)
+	if callback != "" {
+		if err := checkCallback(callback); err != nil {
+			writeError(w, http.StatusBadRequest, agentapi.CallbackHeader+": "+err.Error())
+			return
+		}
+	}
+	body, err := json.Marshal(req)
+	if err != nil {
+		s.internal(w, "encode request", err)
+		return
+	}
+	job, created, err := s.queue.Submit(r.Context(), jobs.Submission{ID: id, Type: typ, Request: body, CallbackURL: callback})
+	switch {
+	case errors.Is(err, jobs.ErrConflict):
+		writeError(w, http.StatusConflict, err.Error())
+		return
+	case errors.Is(err, jobs.ErrInvalid), errors.Is(err, jobs.ErrUnknownType):
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	case err != nil:
+		s.internal(w, "submit job", err)
+		return
+	}
+	code := http.StatusAccepted
+	if !created {
+		code = http.StatusOK // the same job, delivered twice
+	}
+	writeJSON(w, code, agentapi.JobCreated{Job: job.ID})
+}
+
+func (s *Server) internal(w http.ResponseWriter, what string, err error) {
+	s.logger.Error("api: "+what, "err", err)
+	writeError(w, http.StatusInternalServerError, what+" failed; see the agent's log")
+}
+
+// decode reads one JSON value strictly: unknown fields, trailing data and
+// bodies over 1 MiB are refused with a message naming the problem.
+func decode(w http.ResponseWriter, r *http.Request, into any) bool {
+	if err := decodeJSON(io.LimitReader(r.Body, maxBody+1), into); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return false
+	}
+	return true
+}
+
+func decodeJSON(body io.Reader, into any) error {
+	data, err := io.ReadAll(body)
+	if err != nil {
+		return fmt.Errorf("read body: %w", err)
+	}
+	if len(data) > maxBody {
+		return errors.New("body larger than 1 MiB")
+	}
+	dec := json.NewDecoder(strings.NewReader(string(data)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(into); err != nil {
+		if errors.Is(err, io.EOF) {
+			return errors.New("empty body: want a JSON object")
+		}
+		return fmt.Errorf("malformed JSON: %w", err)
+	}
+	if dec.More() {
+		return errors.New("malformed JSON: more than one value in the body")
+	}
+	return nil
+}
+
+// emptyBody refuses a body on routes that take none (a JSON {} is fine).
+func emptyBody(w http.ResponseWriter, r *http.Request) bool {
+	data, _ := io.ReadAll(io.LimitReader(r.Body, 64))
+	if t := strings.TrimSpace(string(data)); t != "" && t != "{}" {
+		writeError(w, http.StatusBadRequest, "this route takes no body")
+		return false
+	}
+	return true
+}
+
+func checkLimits(l agentapi.Limits) []string {
+	var problems []string
+	if l.MemoryBytes != 0 && (l.MemoryBytes < 64<<20 || l.MemoryBytes > 1<<40) {
+		problems = append(problems, fmt.Sprintf("limits.memory_bytes: %d outside 64 MiB..1 TiB", l.MemoryBytes))
+	}
+	if l.CPUs < 0 || l.CPUs > 512 {
+		problems = append(problems, fmt.Sprintf("limits.cpus: %g outside 0..512", l.CPUs))
+	}
+	return problems
+}
+
+func checkBackupRef(path, object string) error {
+	for _, ref := range []string{path, object} {
+		if ref == "" {
+			continue
+		}
+		if len(ref) > 512 || strings.Contains(ref, "..") || strings.ContainsAny(ref, "\x00\\ ;|&$`'\"") {
+			return fmt.Errorf("restore: %q is not a backup reference", clip(ref))
+		}
+	}
+	return nil
+}
+
+func checkCallback(raw string) error {
+	if len(raw) > 2048 || !(strings.HasPrefix(raw, "http://") || strings.HasPrefix(raw, "https://")) {
+		return fmt.Errorf("%q is not an http(s) URL", clip(raw))
+	}
+	return nil
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, code int, msg string) {
+	writeJSON(w, code, agentapi.Error{Error: msg})
+}
+
+func clip(s string) string {
+	if len(s) > 80 {
+		return s[:77] + "..."
+	}
+	return s
+}

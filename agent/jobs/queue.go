@@ -1,0 +1,473 @@
+package jobs
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"regexp"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/hybridsuite/hybrid/agent/agentapi"
+)
+
+// Errors a caller decides on.
+var (
+	ErrNotFound    = errors.New("job not found")
+	ErrUnknownType = errors.New("unknown job type")
+	// ErrConflict: the same id was submitted with a different type or
+	// request, or a job that ended was cancelled.
+	ErrConflict = errors.New("conflict")
+	// ErrInvalid: a bad id, a request that is not JSON, or one its type's
+	// Steps refused.
+	ErrInvalid = errors.New("invalid job")
+)
+
+// IDPattern is what a job id must match.
+var IDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
+
+// DefaultTimeout is a Type's Timeout when it gives none.
+const DefaultTimeout = 30 * time.Minute
+
+// DefaultMaxAttempts is Options.MaxAttempts when it gives none.
+const DefaultMaxAttempts = 10
+
+// stepGrace is how long a step that ignores its cancelled ctx is waited for
+// before its job is recorded as ended anyway.
+const stepGrace = 10 * time.Second
+
+// Submission is a job to create.
+type Submission struct {
+	ID          string
+	Type        string
+	Request     json.RawMessage
+	CallbackURL string
+}
+
+// StepFunc does one step. ctx is cancelled when the job is cancelled, times
+// out, or the queue closes.
+type StepFunc func(ctx context.Context, run *Run) error
+
+// Step is one named step of a job.
+type Step struct {
+	Name string
+	Run  StepFunc
+}
+
+// Type is a kind of job.
+type Type struct {
+	Name string
+	// Timeout bounds one attempt of the job (a resumed job gets it anew);
+	// DefaultTimeout when zero.
+	Timeout time.Duration
+	// Steps gives the steps for a request. It is called at Submit (an error
+	// refuses the job with ErrInvalid) and again when the job runs, and must
+	// give the same names for the same request. Steps must be idempotent.
+	Steps func(request json.RawMessage) ([]Step, error)
+	// NotResumable: a job of this type found Running after a restart ends
+	// Failure "interrupted" instead of resuming. (The zero Type resumes.)
+	NotResumable bool
+}
+
+// Options configure a Queue.
+type Options struct {
+	Path    string // the SQLite file
+	Types   []Type
+	Workers int // jobs run at once; 2 when zero
+	Logger  *slog.Logger
+	Now     func() time.Time
+	// CallbackClient posts callbacks; a client with a 10 s timeout when nil.
+	CallbackClient *http.Client
+	// MaxAttempts: a job found Running at Open after this many attempts ends
+	// Failure instead of resuming again (a job that kills the agent must not
+	// do so forever); DefaultMaxAttempts when zero.
+	MaxAttempts int
+}
+
+// Queue runs jobs from its store. Its methods are safe for concurrent use.
+type Queue struct {
+	w, r        *sql.DB
+	lock        *os.File
+	types       map[string]Type
+	typeNames   []string
+	workers     int
+	maxAttempts int
+	logger      *slog.Logger
+	now         func() time.Time
+	client      *http.Client
+
+	wake         chan struct{} // a job became Pending
+	wakeCallback chan struct{} // a job with a callback ended
+
+	mu      sync.Mutex
+	running map[string]context.CancelCauseFunc // by job id
+	stop    context.CancelCauseFunc
+	started bool
+	closed  bool
+	wg      sync.WaitGroup
+}
+
+var errClosing = errors.New("queue closing")
+
+// Open opens (or creates) the store and recovers it: jobs found Running are
+// set back to Pending to resume at their first step not done, or end Failure
+// "interrupted" when their type is not resumable or unknown, or they already
+// had MaxAttempts attempts. No job runs until Start.
+func Open(ctx context.Context, opts Options) (*Queue, error) {
+	q := &Queue{
+		types:        map[string]Type{},
+		workers:      opts.Workers,
+		maxAttempts:  opts.MaxAttempts,
+		logger:       opts.Logger,
+		now:          opts.Now,
+		client:       opts.CallbackClient,
+		wake:         make(chan struct{}, 1),
+		wakeCallback: make(chan struct{}, 1),
+		running:      map[string]context.CancelCauseFunc{},
+	}
+	for _, t := range opts.Types {
+		if t.Name == "" || t.Steps == nil {
+			return nil, fmt.Errorf("job type %q: a name and Steps are required", t.Name)
+		}
+		if _, dup := q.types[t.Name]; dup {
+			return nil, fmt.Errorf("job type %q given twice", t.Name)
+		}
+		if t.Timeout <= 0 {
+			t.Timeout = DefaultTimeout
+		}
+		q.types[t.Name] = t
+		q.typeNames = append(q.typeNames, t.Name)
+	}
+	sort.Strings(q.typeNames)
+	if q.workers <= 0 {
+		q.workers = 2
+	}
+	if q.maxAttempts <= 0 {
+		q.maxAttempts = DefaultMaxAttempts
+	}
+	if q.logger == nil {
+		q.logger = slog.New(slog.DiscardHandler)
+	}
+	if q.now == nil {
+		q.now = time.Now
+	}
+	if q.client == nil {
+		q.client = &http.Client{Timeout: 10 * time.Second}
+	}
+
+	lock, err := lockFile(opts.Path + ".lock")
+	if err != nil {
+		return nil, err
+	}
+	q.lock = lock
+	q.w, q.r, err = openDB(ctx, opts.Path)
+	if err != nil {
+		unlockFile(lock)
+		return nil, err
+	}
+	if err := q.recover(ctx); err != nil {
+		q.closeStore()
+		return nil, fmt.Errorf("recover jobs: %w", err)
+	}
+	return q, nil
+}
+
+// Start starts the workers and the callback sender; it returns at once. They
+// stop on Close or when ctx ends.
+func (q *Queue) Start(ctx context.Context) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.started || q.closed {
+		return
+	}
+	q.started = true
+	ctx, q.stop = context.WithCancelCause(ctx)
+	for range q.workers {
+		q.wg.Go(func() { q.work(ctx) })
+	}
+	q.wg.Go(func() { q.deliverCallbacks(ctx) })
+}
+
+// Close stops the workers and closes the store. Running steps get their ctx
+// cancelled; their jobs stay Running in the store and resume on the next
+// Open, as after a crash.
+func (q *Queue) Close() error {
+	q.mu.Lock()
+	if q.closed {
+		q.mu.Unlock()
+		return nil
+	}
+	q.closed = true
+	if q.stop != nil {
+		q.stop(errClosing)
+	}
+	q.mu.Unlock()
+	q.wg.Wait()
+	return q.closeStore()
+}
+
+func (q *Queue) closeStore() error {
+	err := errors.Join(q.r.Close(), q.w.Close())
+	unlockFile(q.lock)
+	return err
+}
+
+// Submit creates a job, Pending. The same id again returns the job it names
+// (false: not created) when type and request are the same, ErrConflict when
+// not.
+func (q *Queue) Submit(ctx context.Context, s Submission) (job agentapi.Job, created bool, err error) {
+	if !IDPattern.MatchString(s.ID) {
+		return agentapi.Job{}, false, fmt.Errorf("%w: id %q does not match %s", ErrInvalid, s.ID, IDPattern)
+	}
+	t, ok := q.types[s.Type]
+	if !ok {
+		return agentapi.Job{}, false, fmt.Errorf("%w: %q", ErrUnknownType, s.Type)
+	}
+	request, err := compactJSON(s.Request)
+	if err != nil {
+		return agentapi.Job{}, false, fmt.Errorf("%w: request: %v", ErrInvalid, err)
+	}
+	steps, err := t.Steps(request)
+	if err != nil {
+		return agentapi.Job{}, false, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	if len(steps) == 0 {
+		return agentapi.Job{}, false, fmt.Errorf("%w: type %q gave no steps", ErrInvalid, s.Type)
+	}
+
+	err = q.write(ctx, func(tx *sql.Tx) error {
+		var typ string
+		var existing []byte
+		err := tx.QueryRowContext(ctx, `SELECT type, request FROM jobs WHERE id = ?`, s.ID).Scan(&typ, &existing)
+		switch {
+		case err == nil:
+			if typ != s.Type || string(existing) != string(request) {
+				return fmt.Errorf("job %q exists with another type or request: %w", s.ID, ErrConflict)
+			}
+			return nil
+		case !errors.Is(err, sql.ErrNoRows):
+			return err
+		}
+		now := unixNano(q.now())
+		res, err := tx.ExecContext(ctx, `INSERT INTO jobs (id, type, status, request, created_at, queued_at, callback_url)
+			VALUES (?, ?, ?, ?, ?, ?, ?)`, s.ID, s.Type, agentapi.Pending, request, now, now, s.CallbackURL)
+		if err != nil {
+			return err
+		}
+		seq, err := res.LastInsertId()
+		if err != nil {
+			return err
+		}
+		for i, st := range steps {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO steps (job_seq, idx, name, status) VALUES (?, ?, ?, ?)`,
+				seq, i, st.Name, agentapi.Pending); err != nil {
+				return err
+			}
+		}
+		created = true
+		return nil
+	})
+	if err != nil {
+		return agentapi.Job{}, false, fmt.Errorf("submit job %q: %w", s.ID, err)
+	}
+	if created {
+		q.signal(q.wake)
+	}
+	jobs, err := q.Get(ctx, s.ID)
+	if err != nil {
+		return agentapi.Job{}, false, err
+	}
+	return jobs[0], created, nil
+}
+
+// Get returns the jobs with the ids, in that order; ErrNotFound naming the
+// first id missing.
+func (q *Queue) Get(ctx context.Context, ids ...string) ([]agentapi.Job, error) {
+	tx, err := q.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return nil, fmt.Errorf("get jobs: %w", err)
+	}
+	defer tx.Rollback()
+	out := make([]agentapi.Job, 0, len(ids))
+	for _, id := range ids {
+		js, err := loadJobs(ctx, tx, `WHERE id = ?`, id)
+		if err != nil {
+			return nil, fmt.Errorf("get job %q: %w", id, err)
+		}
+		if len(js) == 0 {
+			return nil, fmt.Errorf("job %q: %w", id, ErrNotFound)
+		}
+		out = append(out, js[0])
+	}
+	return out, nil
+}
+
+// List returns up to limit jobs (100 when limit <= 0) with the status, or of
+// any status when it is "", newest first.
+func (q *Queue) List(ctx context.Context, status agentapi.Status, limit int) ([]agentapi.Job, error) {
+	if limit <= 0 {
+		limit = 100
+	}
+	tx, err := q.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return nil, fmt.Errorf("list jobs: %w", err)
+	}
+	defer tx.Rollback()
+	var jobs []agentapi.Job
+	if status == "" {
+		jobs, err = loadJobs(ctx, tx, `ORDER BY seq DESC LIMIT ?`, limit)
+	} else {
+		jobs, err = loadJobs(ctx, tx, `WHERE status = ? ORDER BY seq DESC LIMIT ?`, status, limit)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list jobs: %w", err)
+	}
+	return jobs, nil
+}
+
+// Cancel ends a Pending job Failure "cancelled" at once; a Running one has
+// its step's ctx cancelled and ends Failure "cancelled" when the step
+// returns. A job that ended gives ErrConflict.
+func (q *Queue) Cancel(ctx context.Context, id string) error {
+	var status agentapi.Status
+	err := q.write(ctx, func(tx *sql.Tx) error {
+		var seq int64
+		var typ string
+		if err := tx.QueryRowContext(ctx, `SELECT seq, type, status FROM jobs WHERE id = ?`, id).Scan(&seq, &typ, &status); err != nil {
+			if errors.Is(err, sql.ErrNoRows) {
+				return fmt.Errorf("job %q: %w", id, ErrNotFound)
+			}
+			return err
+		}
+		switch status {
+		case agentapi.Pending:
+			return q.endJob(ctx, tx, ending{seq: seq, typ: typ, status: agentapi.Failure, err: errCancelled.Error(), failedStep: -1})
+		case agentapi.Running:
+			// Kept, so a cancel that races the claim, or a restart, still ends it.
+			_, err := tx.ExecContext(ctx, `UPDATE jobs SET cancel_requested = 1 WHERE seq = ?`, seq)
+			return err
+		default:
+			return fmt.Errorf("job %q already ended %s: %w", id, status, ErrConflict)
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("cancel job %q: %w", id, err)
+	}
+	if status == agentapi.Pending {
+		q.signal(q.wakeCallback)
+	}
+	if status == agentapi.Running {
+		q.mu.Lock()
+		cancel := q.running[id]
+		q.mu.Unlock()
+		if cancel != nil {
+			cancel(errCancelled)
+		}
+	}
+	return nil
+}
+
+// write runs fn in a transaction on the writing connection.
+func (q *Queue) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	tx, err := q.w.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if err := fn(tx); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+func (q *Queue) signal(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+func compactJSON(raw json.RawMessage) ([]byte, error) {
+	if len(raw) == 0 {
+		return []byte("null"), nil
+	}
+	var b bytes.Buffer
+	if err := json.Compact(&b, raw); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
+}
+
+// loadJobs reads the jobs a clause selects, with their steps.
+func loadJobs(ctx context.Context, tx *sql.Tx, clause string, args ...any) ([]agentapi.Job, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT seq, id, type, status, request, result, error, created_at,
+		started_at, ended_at, attempts, callback_url FROM jobs `+clause, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var jobs []agentapi.Job
+	var seqs []int64
+	for rows.Next() {
+		var j agentapi.Job
+		var seq, created int64
+		var request, result []byte
+		var started, ended sql.NullInt64
+		if err := rows.Scan(&seq, &j.ID, &j.Type, &j.Status, &request, &result, &j.Error, &created,
+			&started, &ended, &j.Attempts, &j.CallbackURL); err != nil {
+			return nil, err
+		}
+		if string(request) != "null" {
+			j.Request = request
+		}
+		if len(result) > 0 {
+			j.Result = result
+		}
+		j.CreatedAt = time.Unix(0, created).UTC()
+		j.StartedAt = timePtr(started)
+		j.EndedAt = timePtr(ended)
+		j.Steps = []agentapi.Step{}
+		jobs = append(jobs, j)
+		seqs = append(seqs, seq)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	rows.Close()
+	for i, seq := range seqs {
+		steps, err := loadSteps(ctx, tx, seq)
+		if err != nil {
+			return nil, err
+		}
+		jobs[i].Steps = steps
+	}
+	return jobs, nil
+}
+
+func loadSteps(ctx context.Context, tx *sql.Tx, seq int64) ([]agentapi.Step, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT name, status, started_at, ended_at, output, error, attempts
+		FROM steps WHERE job_seq = ? ORDER BY idx`, seq)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	steps := []agentapi.Step{}
+	for rows.Next() {
+		var s agentapi.Step
+		var started, ended sql.NullInt64
+		if err := rows.Scan(&s.Name, &s.Status, &started, &ended, &s.Output, &s.Error, &s.Attempts); err != nil {
+			return nil, err
+		}
+		s.StartedAt = timePtr(started)
+		s.EndedAt = timePtr(ended)
+		steps = append(steps, s)
+	}
+	return steps, rows.Err()
+}

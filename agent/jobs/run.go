@@ -1,0 +1,129 @@
+package jobs
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"unicode/utf8"
+)
+
+// maxOutput is how much of a step's output is kept: its tail.
+const maxOutput = 64 << 10
+
+// Run is what a step gets: its job's request and result data, and a place to
+// write output.
+type Run struct {
+	q       *Queue
+	seq     int64
+	id      string
+	request json.RawMessage
+	attempt int
+	out     *tail
+
+	mu     sync.Mutex
+	result json.RawMessage
+}
+
+// JobID is the job's id.
+func (r *Run) JobID() string { return r.id }
+
+// Request is the job's request JSON ("null" when it had none).
+func (r *Run) Request() json.RawMessage { return r.request }
+
+// Attempt is the times this step has started, this time included: more than
+// 1 means an earlier run was interrupted (the agent stopped), so the step
+// may find its own leftovers.
+func (r *Run) Attempt() int { return r.attempt }
+
+// Output is where the step writes what it prints; the last 64 KiB are kept
+// with the step, saved every second while it runs.
+func (r *Run) Output() io.Writer { return r.out }
+
+// Log writes a line to the step's output.
+func (r *Run) Log(format string, args ...any) {
+	s := fmt.Sprintf(format, args...)
+	if !strings.HasSuffix(s, "\n") {
+		s += "\n"
+	}
+	io.WriteString(r.out, s)
+}
+
+// SetResult sets the job's result data to v as JSON, saved at once so a
+// later step, and a resumed job, have it.
+func (r *Run) SetResult(v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("set result of job %s: %w", r.id, err)
+	}
+	if _, err := r.q.w.ExecContext(context.Background(), `UPDATE jobs SET result = ? WHERE seq = ?`, b, r.seq); err != nil {
+		return fmt.Errorf("set result of job %s: %w", r.id, err)
+	}
+	r.mu.Lock()
+	r.result = b
+	r.mu.Unlock()
+	return nil
+}
+
+// Result decodes the job's result data so far into into; it leaves into as
+// it is when there is none yet.
+func (r *Run) Result(into any) error {
+	r.mu.Lock()
+	b := r.result
+	r.mu.Unlock()
+	if len(b) == 0 {
+		return nil
+	}
+	if err := json.Unmarshal(b, into); err != nil {
+		return fmt.Errorf("result of job %s: %w", r.id, err)
+	}
+	return nil
+}
+
+func (r *Run) currentResult() json.RawMessage {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.result
+}
+
+// tail keeps the last maxOutput bytes written to it.
+type tail struct {
+	mu    sync.Mutex
+	buf   []byte
+	dirty bool
+}
+
+func (t *tail) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	n := len(p)
+	if len(p) >= maxOutput {
+		t.buf = append(t.buf[:0], p[len(p)-maxOutput:]...)
+	} else {
+		t.buf = append(t.buf, p...)
+		if len(t.buf) > 2*maxOutput {
+			t.buf = append(t.buf[:0], t.buf[len(t.buf)-maxOutput:]...)
+		}
+	}
+	t.dirty = true
+	return n, nil
+}
+
+// take returns the tail, as valid UTF-8, and whether it changed since the
+// last take.
+func (t *tail) take() (string, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	b := t.buf
+	if len(b) > maxOutput {
+		b = b[len(b)-maxOutput:]
+		for i := 0; i < utf8.UTFMax && len(b) > 0 && !utf8.RuneStart(b[0]); i++ {
+			b = b[1:]
+		}
+	}
+	dirty := t.dirty
+	t.dirty = false
+	return strings.ToValidUTF8(string(b), "\uFFFD"), dirty
+}

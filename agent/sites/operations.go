@@ -1,0 +1,402 @@
+package sites
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hybridsuite/hybrid/agent/agentapi"
+	"github.com/hybridsuite/hybrid/agent/backup"
+	"github.com/hybridsuite/hybrid/agent/benches"
+	"github.com/hybridsuite/hybrid/agent/jobs"
+	"github.com/hybridsuite/hybrid/agent/names"
+	"github.com/hybridsuite/hybrid/agent/nginx"
+	"github.com/hybridsuite/hybrid/internal/atomicfile"
+)
+
+// Router sends each site's requests to its bench (the host nginx).
+type Router interface {
+	Apply(ctx context.Context, benches []nginx.Bench, sites []nginx.Site) error
+}
+
+// Operations holds what the job types work with.
+type Operations struct {
+	Root    string
+	Runtime *benches.Runtime
+	// Admin is a MariaDB connection allowed to create and drop databases
+	// and users.
+	Admin *sql.DB
+	// DBHost and DBPort are where bench containers reach MariaDB.
+	DBHost string
+	DBPort int
+	Router Router
+	// SiteURL is the base URL of the host nginx, for checking that a new
+	// site answers through it (e.g. http://127.0.0.1:80).
+	SiteURL string
+	// Offsite stores backups away from the server; nil disables offsite.
+	Offsite *backup.Offsite
+	Logger  *slog.Logger
+	Now     func() time.Time
+	// Timeout bounds each job; 0 means the queue's default.
+	Timeout time.Duration
+}
+
+// Types lists the job types, the one place they are wired.
+func (o *Operations) Types() []jobs.Type {
+	t := func(name string, steps func(json.RawMessage) ([]jobs.Step, error)) jobs.Type {
+		return jobs.Type{Name: name, Timeout: o.Timeout, Steps: steps}
+	}
+	return []jobs.Type{
+		t(agentapi.TypeBenchNew, o.benchNew),
+		t(agentapi.TypeBenchRestart, o.benchRestart),
+		t(agentapi.TypeBenchLimits, o.benchLimits),
+		t(agentapi.TypeBenchArchive, o.benchArchive),
+		t(agentapi.TypeSiteNew, o.siteNew),
+		t(agentapi.TypeSiteMigrate, o.siteMigrate),
+		t(agentapi.TypeSiteBackup, o.siteBackup),
+		t(agentapi.TypeSiteRestore, o.siteRestore),
+		t(agentapi.TypeSiteArchive, o.siteArchive),
+		t(agentapi.TypeSiteMaintenance, o.siteMaintenance),
+	}
+}
+
+// BenchExists and SiteExists let the API refuse jobs on what is not there.
+func (o *Operations) BenchExists(bench string) bool { return o.Runtime.Exists(bench) }
+
+// SiteExists says whether the site has been created on the bench.
+func (o *Operations) SiteExists(bench, site string) bool {
+	if names.Bench(bench) != nil || names.Site(site) != nil {
+		return false
+	}
+	_, err := os.Stat(o.siteConfig(bench, site))
+	return err == nil
+}
+
+func (o *Operations) siteDir(bench, site string) string {
+	return filepath.Join(o.Runtime.SitesDir(bench), site)
+}
+
+func (o *Operations) siteConfig(bench, site string) string {
+	return filepath.Join(o.siteDir(bench, site), "site_config.json")
+}
+
+func (o *Operations) backupsDir(bench, site string) string {
+	return filepath.Join(o.siteDir(bench, site), "private", "backups")
+}
+
+// Sites lists a bench's sites.
+func (o *Operations) Sites(bench string) ([]string, error) {
+	entries, err := os.ReadDir(o.Runtime.SitesDir(bench))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list sites of %s: %w", bench, err)
+	}
+	var out []string
+	for _, e := range entries {
+		if e.IsDir() && names.Site(e.Name()) == nil && o.SiteExists(bench, e.Name()) {
+			out = append(out, e.Name())
+		}
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// route makes the host nginx match what is on disk: every bench and its sites.
+func (o *Operations) route(ctx context.Context, run *jobs.Run) error {
+	list, err := o.Runtime.List()
+	if err != nil {
+		return err
+	}
+	var bs []nginx.Bench
+	var ss []nginx.Site
+	for _, b := range list {
+		bs = append(bs, nginx.Bench{Name: b.Name, Port: b.Port})
+		sites, err := o.Sites(b.Name)
+		if err != nil {
+			return err
+		}
+		for _, s := range sites {
+			ss = append(ss, nginx.Site{Name: s, Bench: b.Name})
+		}
+	}
+	run.Log("routing %d sites on %d benches", len(ss), len(bs))
+	return o.Router.Apply(ctx, bs, ss)
+}
+
+func decodeRequest[T any](raw json.RawMessage) (T, error) {
+	var v T
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return v, fmt.Errorf("decode request: %w", err)
+	}
+	return v, nil
+}
+
+// --- benches ---
+
+func (o *Operations) benchNew(raw json.RawMessage) ([]jobs.Step, error) {
+	req, err := decodeRequest[agentapi.NewBench](raw)
+	if err != nil {
+		return nil, err
+	}
+	return []jobs.Step{
+		{Name: "prepare folders", Run: func(ctx context.Context, run *jobs.Run) error {
+			c, err := o.Runtime.Prepare(req.Name, req.Image, req.Limits)
+			if err == nil {
+				run.Log("bench %s: %s, port 127.0.0.1:%d", c.Name, o.Runtime.Dir(c.Name), c.Port)
+			}
+			return err
+		}},
+		{Name: "start container", Run: func(ctx context.Context, run *jobs.Run) error {
+			c, err := o.Runtime.ReadConfig(req.Name)
+			if err != nil {
+				return err
+			}
+			return o.Runtime.Start(ctx, c)
+		}},
+		{Name: "wait until serving", Run: func(ctx context.Context, run *jobs.Run) error {
+			c, err := o.Runtime.ReadConfig(req.Name)
+			if err != nil {
+				return err
+			}
+			return waitTCP(ctx, net.JoinHostPort("127.0.0.1", strconv.Itoa(c.Port)), time.Minute)
+		}},
+		{Name: "route", Run: o.route},
+	}, nil
+}
+
+func (o *Operations) benchRestart(raw json.RawMessage) ([]jobs.Step, error) {
+	req, err := decodeRequest[agentapi.BenchRequest](raw)
+	if err != nil {
+		return nil, err
+	}
+	return []jobs.Step{{Name: "restart container", Run: func(ctx context.Context, run *jobs.Run) error {
+		return o.Runtime.Restart(ctx, req.Bench)
+	}}}, nil
+}
+
+func (o *Operations) benchLimits(raw json.RawMessage) ([]jobs.Step, error) {
+	req, err := decodeRequest[agentapi.BenchLimitsRequest](raw)
+	if err != nil {
+		return nil, err
+	}
+	return []jobs.Step{{Name: "update limits", Run: func(ctx context.Context, run *jobs.Run) error {
+		return o.Runtime.SetLimits(ctx, req.Bench, req.Limits)
+	}}}, nil
+}
+
+func (o *Operations) benchArchive(raw json.RawMessage) ([]jobs.Step, error) {
+	req, err := decodeRequest[agentapi.BenchRequest](raw)
+	if err != nil {
+		return nil, err
+	}
+	return []jobs.Step{
+		{Name: "check it has no sites", Run: func(ctx context.Context, run *jobs.Run) error {
+			sites, err := o.Sites(req.Bench)
+			if err != nil {
+				return err
+			}
+			if len(sites) > 0 {
+				return fmt.Errorf("bench %s still has sites (%s): archive them first", req.Bench, strings.Join(sites, ", "))
+			}
+			return nil
+		}},
+		{Name: "remove container", Run: func(ctx context.Context, run *jobs.Run) error {
+			return o.Runtime.Remove(ctx, req.Bench)
+		}},
+		{Name: "move to archived", Run: func(ctx context.Context, run *jobs.Run) error {
+			dst, err := o.Runtime.Archive(req.Bench, o.now())
+			if err == nil && dst != "" {
+				run.Log("moved to %s", dst)
+				return run.SetResult(map[string]string{"archived": dst})
+			}
+			return err
+		}},
+		{Name: "route", Run: o.route},
+	}, nil
+}
+
+// --- sites ---
+
+func (o *Operations) siteNew(raw json.RawMessage) ([]jobs.Step, error) {
+	req, err := decodeRequest[agentapi.SiteRequest](raw)
+	if err != nil {
+		return nil, err
+	}
+	db := names.DatabaseName(req.Site)
+	return []jobs.Step{
+		{Name: "create database", Run: func(ctx context.Context, run *jobs.Run) error {
+			password, err := o.sitePassword(req.Site)
+			if err != nil {
+				return err
+			}
+			run.Log("database and user %s", db)
+			return o.createDatabase(ctx, db, password)
+		}},
+		{Name: "bench new-site", Run: func(ctx context.Context, run *jobs.Run) error {
+			if o.SiteExists(req.Bench, req.Site) {
+				run.Log("site exists already (an earlier attempt created it)")
+				return nil
+			}
+			password, err := o.sitePassword(req.Site)
+			if err != nil {
+				return err
+			}
+			return o.Runtime.Exec(ctx, req.Bench, run.Output(), "new-site", req.Site,
+				"--db-name", db, "--db-password", password,
+				"--db-host", o.DBHost, "--db-port", strconv.Itoa(o.DBPort))
+		}},
+		{Name: "route", Run: o.route},
+		{Name: "check it answers", Run: func(ctx context.Context, run *jobs.Run) error {
+			return o.checkPing(ctx, run, req.Site)
+		}},
+	}, nil
+}
+
+// sitePassword is the site's database password, made once and kept (0600)
+// with the agent's files, so a re-run step uses the same one. It is never
+// part of a job's result.
+func (o *Operations) sitePassword(site string) (string, error) {
+	dir := filepath.Join(o.Root, "agent", "secrets")
+	path := filepath.Join(dir, site+".db-password")
+	if b, err := os.ReadFile(path); err == nil {
+		return strings.TrimSpace(string(b)), nil
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", fmt.Errorf("site password: %w", err)
+	}
+	b := make([]byte, 16)
+	rand.Read(b)
+	password := hex.EncodeToString(b)
+	if err := atomicfile.WriteFile(path, []byte(password+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("site password: %w", err)
+	}
+	return password, nil
+}
+
+var hexPassword = regexp.MustCompile(`^[0-9a-f]{32}$`)
+
+// createDatabase makes the site's database and user; safe to re-run. The
+// name is names.DatabaseName's (a safe identifier) and the password is hex,
+// so both can stand in the statements as they are.
+func (o *Operations) createDatabase(ctx context.Context, db, password string) error {
+	if !hexPassword.MatchString(password) {
+		return errors.New("site password is not in the agent's format")
+	}
+	for _, q := range []string{
+		"CREATE DATABASE IF NOT EXISTS `" + db + "` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci",
+		"CREATE USER IF NOT EXISTS '" + db + "'@'%' IDENTIFIED BY '" + password + "'",
+		"ALTER USER '" + db + "'@'%' IDENTIFIED BY '" + password + "'",
+		"GRANT ALL PRIVILEGES ON `" + db + "`.* TO '" + db + "'@'%'",
+	} {
+		if _, err := o.Admin.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("create database %s: %w", db, err)
+		}
+	}
+	return nil
+}
+
+func (o *Operations) dropDatabase(ctx context.Context, db string) error {
+	for _, q := range []string{
+		"DROP DATABASE IF EXISTS `" + db + "`",
+		"DROP USER IF EXISTS '" + db + "'@'%'",
+	} {
+		if _, err := o.Admin.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("drop database %s: %w", db, err)
+		}
+	}
+	return nil
+}
+
+// checkPing asks the site, through the host nginx, for /api/method/ping.
+func (o *Operations) checkPing(ctx context.Context, run *jobs.Run, site string) error {
+	if o.SiteURL == "" {
+		return nil
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	var last error
+	for time.Now().Before(deadline) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, o.SiteURL+"/api/method/ping", nil)
+		if err != nil {
+			return err
+		}
+		req.Host = site
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				run.Log("%s answers through nginx", site)
+				return nil
+			}
+			err = fmt.Errorf("HTTP %s", resp.Status)
+		}
+		last = err
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("%s does not answer through nginx: %w", site, last)
+}
+
+func (o *Operations) siteMaintenance(raw json.RawMessage) ([]jobs.Step, error) {
+	req, err := decodeRequest[agentapi.SiteMaintenanceRequest](raw)
+	if err != nil {
+		return nil, err
+	}
+	return []jobs.Step{{Name: "set maintenance mode", Run: func(ctx context.Context, run *jobs.Run) error {
+		return o.maintenance(ctx, run, req.Bench, req.Site, req.On)
+	}}}, nil
+}
+
+func (o *Operations) maintenance(ctx context.Context, run *jobs.Run, bench, site string, on bool) error {
+	mode := "off"
+	if on {
+		mode = "on"
+	}
+	return o.Runtime.Exec(ctx, bench, run.Output(), "--site", site, "set-maintenance-mode", mode)
+}
+
+func (o *Operations) now() time.Time {
+	if o.Now != nil {
+		return o.Now()
+	}
+	return time.Now()
+}
+
+func waitTCP(ctx context.Context, addr string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		d := net.Dialer{Timeout: time.Second}
+		c, err := d.DialContext(ctx, "tcp", addr)
+		if err == nil {
+			c.Close()
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("nothing answers on %s after %s: %w", addr, timeout, err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}

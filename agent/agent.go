@@ -25,6 +25,7 @@ type Agent struct {
 	collectors *collectorSet
 	registry   *prometheus.Registry
 	webConfig  string
+	ops        *operations // nil when the API is disabled
 }
 
 // New validates cfg and builds the collectors. A collector whose backend is
@@ -44,13 +45,20 @@ func New(cfg Config, logger *slog.Logger) (*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
+	var ops *operations
+	if cfg.API.Enabled {
+		if ops, err = newOperations(context.Background(), cfg, logger); err != nil {
+			return nil, errors.Join(err, set.close())
+		}
+		set.collectors["agentjobs"] = ops.collector()
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
 		exporters.NewSet(logger, cfg.CollectorTimeout, set.collectors),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
-	return &Agent{cfg: cfg, logger: logger, collectors: set, registry: reg, webConfig: webConfig}, nil
+	return &Agent{cfg: cfg, logger: logger, collectors: set, registry: reg, webConfig: webConfig, ops: ops}, nil
 }
 
 // Registry is the agent's own registry (nothing is registered globally).
@@ -77,11 +85,26 @@ func (a *Agent) Handler() http.Handler {
 	return mux
 }
 
-// Serve runs the collectors' background work and serves HTTP on l, behind the
-// web configuration's basic auth and TLS, until ctx ends.
-func (a *Agent) Serve(ctx context.Context, l net.Listener) error {
+// Serve runs the collectors' background work and serves the metrics on l,
+// behind the web configuration's basic auth and TLS, and the job API on apiL
+// (nil when the API is disabled), until ctx ends.
+func (a *Agent) Serve(ctx context.Context, l, apiL net.Listener) error {
 	a.collectors.start(ctx)
 	defer a.collectors.close()
+	if a.ops != nil {
+		if apiL == nil {
+			return errors.New("serve: the API is enabled but has no listener")
+		}
+		a.ops.start(ctx)
+		defer a.ops.close()
+		apiDone := make(chan error, 1)
+		go func() { apiDone <- a.ops.serve(ctx, apiL) }()
+		defer func() {
+			if err := <-apiDone; err != nil {
+				a.logger.Error("api stopped", "err", err)
+			}
+		}()
+	}
 
 	srv := &http.Server{
 		Handler:           a.Handler(),
@@ -118,6 +141,14 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("web.listen_address: %w", err)
 	}
+	var apiL net.Listener
+	if cfg.API.Enabled {
+		if apiL, err = net.Listen("tcp", cfg.API.ListenAddress); err != nil {
+			l.Close()
+			return fmt.Errorf("api.listen_address: %w", err)
+		}
+		logger.Info("job API serving", "address", apiL.Addr().String())
+	}
 	logger.Info("hybrid-agent serving", "address", l.Addr().String(), "collectors", len(a.collectors.collectors))
-	return a.Serve(ctx, l)
+	return a.Serve(ctx, l, apiL)
 }

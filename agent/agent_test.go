@@ -61,7 +61,7 @@ func startAgent(t *testing.T, cfg Config) runningAgent {
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- a.Serve(ctx, l) }()
+	go func() { done <- a.Serve(ctx, l, nil) }()
 	t.Cleanup(func() {
 		cancel()
 		require.NoError(t, <-done)
@@ -149,6 +149,7 @@ func TestAgent_AllCollectors_ServedBehindBasicAuth(t *testing.T) {
 
 	cfg := DefaultConfig()
 	cfg.Root = t.TempDir()
+	cfg.API.Enabled = false
 	cfg.MariaDB.CredentialsFile = creds
 	a := startAgent(t, cfg)
 
@@ -199,6 +200,7 @@ func TestAgent_BrokenBackends_StaysUpAndReportsWhichFailed(t *testing.T) {
 
 	cfg := DefaultConfig()
 	cfg.Root = t.TempDir()
+	cfg.API.Enabled = false
 	cfg.MariaDB.CredentialsFile = wrong
 	cfg.Bench.DockerHost = "unix:///nonexistent/docker.sock"
 	a := startAgent(t, cfg)
@@ -222,6 +224,7 @@ func TestNew_CredentialsFileReadableByOthers_Refused(t *testing.T) {
 	require.NoError(t, os.Chmod(creds, 0o644))
 	cfg := DefaultConfig()
 	cfg.Root = t.TempDir()
+	cfg.API.Enabled = false
 	cfg.MariaDB.CredentialsFile = creds
 	cfg.Bench.Enabled = false
 	_, err := New(cfg, slog.New(slog.DiscardHandler))

@@ -23,6 +23,62 @@ type Config struct {
 	Host             HostConfig    `yaml:"host"`
 	MariaDB          MariaDBConfig `yaml:"mariadb"`
 	Bench            BenchConfig   `yaml:"bench"`
+	API              APIConfig     `yaml:"api"`
+	Sites            SitesConfig   `yaml:"sites"`
+}
+
+// APIConfig is the job API the control plane calls.
+type APIConfig struct {
+	Enabled       bool   `yaml:"enabled"`
+	ListenAddress string `yaml:"listen_address"`
+	// TokenHashFile holds the hex SHA-256 of the bearer token. Empty means
+	// <root>/agent/api-token.sha256; when it does not exist, a token is made
+	// on first start and its clear text left in <root>/agent/api-token (0600)
+	// for the control plane to take.
+	TokenHashFile string `yaml:"token_hash_file"`
+	// Workers is how many jobs run at once.
+	Workers int `yaml:"workers"`
+	// JobTimeout bounds each job.
+	JobTimeout time.Duration `yaml:"job_timeout"`
+}
+
+// SitesConfig is what site and bench operations need.
+type SitesConfig struct {
+	// BenchCommand is how the bench CLI is called inside a bench container.
+	BenchCommand []string `yaml:"bench_command"`
+	// AdminCredentialsFile is a my.cnf-style file (0600) of a MariaDB user
+	// that may create and drop databases and users. Empty means
+	// <root>/agent/mariadb-admin.cnf.
+	AdminCredentialsFile string `yaml:"admin_credentials_file"`
+	// DBHost and DBPort are where bench containers reach MariaDB.
+	DBHost string `yaml:"db_host"`
+	DBPort int    `yaml:"db_port"`
+	// ExtraHosts are added to bench containers' /etc/hosts.
+	ExtraHosts []string      `yaml:"extra_hosts"`
+	Nginx      NginxConfig   `yaml:"nginx"`
+	Offsite    OffsiteConfig `yaml:"offsite"`
+}
+
+// NginxConfig says how the host nginx is driven.
+type NginxConfig struct {
+	// MainConfig is a system nginx's nginx.conf that includes
+	// <root>/agent/nginx/benches/*.conf; empty means the agent runs its own.
+	MainConfig string `yaml:"main_config"`
+	Listen     string `yaml:"listen"`
+	// ProbeListen is the loopback address of the reload probe.
+	ProbeListen string `yaml:"probe_listen"`
+	User        string `yaml:"user"`
+}
+
+// OffsiteConfig is the S3-compatible storage for offsite backups; no
+// endpoint disables offsite backups.
+type OffsiteConfig struct {
+	Endpoint      string `yaml:"endpoint"`
+	Bucket        string `yaml:"bucket"`
+	Region        string `yaml:"region"`
+	AccessKeyFile string `yaml:"access_key_file"`
+	SecretKeyFile string `yaml:"secret_key_file"`
+	Insecure      bool   `yaml:"insecure"`
 }
 
 // WebConfig says where /metrics and /healthz are served.
@@ -99,6 +155,19 @@ func DefaultConfig() Config {
 			CgroupRoot: "/sys/fs/cgroup",
 			ProcFS:     "/proc",
 		},
+		API: APIConfig{
+			Enabled:       true,
+			ListenAddress: "127.0.0.1:9475",
+			Workers:       2,
+			JobTimeout:    time.Hour,
+		},
+		Sites: SitesConfig{
+			BenchCommand: []string{"bench"},
+			DBHost:       "host.docker.internal",
+			DBPort:       3306,
+			ExtraHosts:   []string{"host.docker.internal:host-gateway"},
+			Nginx:        NginxConfig{Listen: "80", ProbeListen: "127.0.0.1:9471"},
+		},
 	}
 }
 
@@ -123,6 +192,22 @@ func (c Config) MariaDBCredentialsFile() string {
 		return c.MariaDB.CredentialsFile
 	}
 	return filepath.Join(c.Root, "agent", "mariadb.cnf")
+}
+
+// AdminCredentialsFile is the MariaDB admin credentials file in effect.
+func (c Config) AdminCredentialsFile() string {
+	if c.Sites.AdminCredentialsFile != "" {
+		return c.Sites.AdminCredentialsFile
+	}
+	return filepath.Join(c.Root, "agent", "mariadb-admin.cnf")
+}
+
+// TokenHashFile is the API token's hash file in effect.
+func (c Config) TokenHashFile() string {
+	if c.API.TokenHashFile != "" {
+		return c.API.TokenHashFile
+	}
+	return filepath.Join(c.Root, "agent", "api-token.sha256")
 }
 
 // Validate reports every problem at once, each naming its field.
@@ -182,6 +267,33 @@ func (c Config) Validate() error {
 		}
 		absolute("bench.cgroup_root", c.Bench.CgroupRoot)
 		absolute("bench.procfs", c.Bench.ProcFS)
+	}
+	if c.API.Enabled {
+		if _, _, err := net.SplitHostPort(c.API.ListenAddress); err != nil {
+			bad("api.listen_address", "must be host:port, got %q", c.API.ListenAddress)
+		}
+		if c.API.TokenHashFile != "" {
+			absolute("api.token_hash_file", c.API.TokenHashFile)
+		}
+		if c.API.Workers < 1 || c.API.Workers > 64 {
+			bad("api.workers", "must be 1..64, got %d", c.API.Workers)
+		}
+		positive("api.job_timeout", c.API.JobTimeout)
+		if len(c.Sites.BenchCommand) == 0 {
+			bad("sites.bench_command", "must not be empty")
+		}
+		if c.Sites.AdminCredentialsFile != "" {
+			absolute("sites.admin_credentials_file", c.Sites.AdminCredentialsFile)
+		}
+		if c.Sites.DBHost == "" {
+			bad("sites.db_host", "must not be empty")
+		}
+		if c.Sites.DBPort < 1 || c.Sites.DBPort > 65535 {
+			bad("sites.db_port", "must be a port, got %d", c.Sites.DBPort)
+		}
+		if o := c.Sites.Offsite; o.Endpoint != "" && (o.Bucket == "" || o.AccessKeyFile == "" || o.SecretKeyFile == "") {
+			bad("sites.offsite", "endpoint needs bucket, access_key_file and secret_key_file")
+		}
 	}
 	if !c.Host.Enabled && !c.MariaDB.Enabled && !c.Bench.Enabled {
 		errs = append(errs, errors.New("host, mariadb, bench: at least one collector group must be enabled"))

@@ -29,6 +29,7 @@ func startAgent(t *testing.T, creds string, bench bool) Target {
 	t.Helper()
 	cfg := agent.DefaultConfig()
 	cfg.Root = t.TempDir()
+	cfg.API.Enabled = false
 	cfg.MariaDB.CredentialsFile = creds
 	cfg.Bench.Enabled = bench
 	a, err := agent.New(cfg, slog.New(slog.DiscardHandler))
@@ -37,7 +38,7 @@ func startAgent(t *testing.T, creds string, bench bool) Target {
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- a.Serve(ctx, l) }()
+	go func() { done <- a.Serve(ctx, l, nil) }()
 	t.Cleanup(func() { cancel(); <-done })
 	return Target{
 		Name: "server-1", Address: l.Addr().String(),

@@ -16,6 +16,7 @@ import (
 
 	"github.com/hybridsuite/hybrid/agent/agentapi"
 	"github.com/hybridsuite/hybrid/agent/backup"
+	"github.com/hybridsuite/hybrid/agent/benches"
 	"github.com/hybridsuite/hybrid/agent/jobs"
 	"github.com/hybridsuite/hybrid/agent/names"
 )
@@ -117,6 +118,9 @@ func (o *Operations) backupSteps(bench, site string, withFiles, offsite bool) []
 			}
 			m, err := backup.Seal(ctx, site, state.BenchFiles, o.backupsDir(bench, site))
 			if err != nil {
+				return err
+			}
+			if err := benchOwns(m.Dir); err != nil {
 				return err
 			}
 			run.Log("sealed %s: %d files, %d bytes", m.Dir, len(m.Files), m.Size)
@@ -301,6 +305,9 @@ func (o *Operations) fetchBackup(ctx context.Context, run *jobs.Run, req agentap
 	if err != nil {
 		return "", err
 	}
+	if err := benchOwns(dest); err != nil {
+		return "", err
+	}
 	run.Log("downloaded %s: %d files, %d bytes", req.Object, len(m.Files), m.Size)
 	return dest, nil
 }
@@ -322,8 +329,10 @@ func (o *Operations) siteArchive(raw json.RawMessage) ([]jobs.Step, error) {
 				run.Log("site is gone already")
 				return nil
 			}
+			// Into the mounted sites folder, so the archive stays on the host
+			// (and moves with the bench when it is archived).
 			return o.Runtime.Exec(ctx, req.Bench, run.Output(), "drop-site", req.Site, "--no-backup", "--force",
-				"--archived-sites-path", containerSites+"/../archived_sites")
+				"--archived-sites-path", containerSites+"/archived_sites")
 		}},
 		jobs.Step{Name: "drop database", Run: func(ctx context.Context, run *jobs.Run) error {
 			return o.dropDatabase(ctx, names.DatabaseName(req.Site))
@@ -331,4 +340,21 @@ func (o *Operations) siteArchive(raw json.RawMessage) ([]jobs.Step, error) {
 		jobs.Step{Name: "route", Run: o.route},
 	)
 	return steps, nil
+}
+
+// benchOwns gives a backup folder the agent wrote to the bench's user, so
+// the bench can read it (restore) and move it (drop-site).
+func benchOwns(dir string) error {
+	return filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if err := os.Lchown(p, benches.Owner, benches.Owner); err != nil {
+			return fmt.Errorf("give %s to the bench user: %w", p, err)
+		}
+		if d.IsDir() {
+			return os.Chmod(p, 0o750)
+		}
+		return os.Chmod(p, 0o640)
+	})
 }

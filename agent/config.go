@@ -295,8 +295,8 @@ func (c Config) Validate() error {
 			bad("sites.offsite", "endpoint needs bucket, access_key_file and secret_key_file")
 		}
 	}
-	if !c.Host.Enabled && !c.MariaDB.Enabled && !c.Bench.Enabled {
-		errs = append(errs, errors.New("host, mariadb, bench: at least one collector group must be enabled"))
+	if !c.Host.Enabled && !c.MariaDB.Enabled && !c.Bench.Enabled && !c.API.Enabled {
+		errs = append(errs, errors.New("host, mariadb, bench, api: at least one must be enabled"))
 	}
 	return errors.Join(errs...)
 }

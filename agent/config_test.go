@@ -84,6 +84,6 @@ func TestValidate_ReportsEveryProblemWithItsField(t *testing.T) {
 
 func TestValidate_AllGroupsDisabled(t *testing.T) {
 	cfg := DefaultConfig()
-	cfg.Host.Enabled, cfg.MariaDB.Enabled, cfg.Bench.Enabled = false, false, false
-	require.ErrorContains(t, cfg.Validate(), "at least one collector group")
+	cfg.Host.Enabled, cfg.MariaDB.Enabled, cfg.Bench.Enabled, cfg.API.Enabled = false, false, false, false
+	require.ErrorContains(t, cfg.Validate(), "at least one must be enabled")
 }

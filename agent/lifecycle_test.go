@@ -108,24 +108,35 @@ func siteGet(t *testing.T, nginxAddr, site, method, path, body string) (int, str
 	return resp.StatusCode, string(data)
 }
 
-func TestLifecycle_BenchAndSite_FromNewToArchived(t *testing.T) {
+// siteEnv is what the site operations need, all real: the Docker engine
+// with the stand-in bench image, a MariaDB server the bench containers reach
+// through the bridge's gateway, S3-compatible storage in the test process,
+// and an agent configuration using them with its own nginx.
+type siteEnv struct {
+	cfg       Config
+	cli       *client.Client
+	image     string
+	s3URL     string
+	nginxAddr string
+}
+
+func newSiteEnv(t *testing.T) siteEnv {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("end-to-end: Docker, MariaDB, nginx")
 	}
 	if os.Getuid() != 0 {
-		t.Skip("the lifecycle test runs nginx and bench folders owned by uid 1000: run as root")
+		t.Skip("site operations run nginx and bench folders owned by uid 1000: run as root")
 	}
 	ctx := context.Background()
 	cli := dockertest.Client(t)
 	image := benchimage.Build(ctx, t, cli)
 
-	// MariaDB reachable from the bench containers through the bridge's gateway.
 	db := mariadbtest.StartBound(t, "0.0.0.0")
 	db.Exec(t, "CREATE USER 'hybrid_admin'@'%' IDENTIFIED BY 'admin-secret'",
 		"GRANT ALL PRIVILEGES ON *.* TO 'hybrid_admin'@'%' WITH GRANT OPTION")
 	adminCreds := mariadbtest.WriteCredentialsFile(t, "hybrid_admin", "admin-secret", "127.0.0.1", db.Port())
 
-	// Offsite storage: an S3-compatible server in the test process.
 	backend := s3mem.New()
 	require.NoError(t, backend.CreateBucket("backups"))
 	s3 := httptest.NewServer(gofakes3.New(backend).Server())
@@ -134,10 +145,9 @@ func TestLifecycle_BenchAndSite_FromNewToArchived(t *testing.T) {
 	require.NoError(t, os.WriteFile(filepath.Join(keys, "access"), []byte("AKIDTEST\n"), 0o600))
 	require.NoError(t, os.WriteFile(filepath.Join(keys, "secret"), []byte("secret-key-test\n"), 0o600))
 
-	root := t.TempDir()
 	nginxAddr := freeAddr(t)
 	cfg := DefaultConfig()
-	cfg.Root = root
+	cfg.Root = t.TempDir()
 	cfg.Host.Enabled, cfg.MariaDB.Enabled = false, false
 	cfg.Sites.AdminCredentialsFile = adminCreds
 	cfg.Sites.DBPort = db.Port()
@@ -145,11 +155,24 @@ func TestLifecycle_BenchAndSite_FromNewToArchived(t *testing.T) {
 	cfg.Sites.Offsite = OffsiteConfig{Endpoint: strings.TrimPrefix(s3.URL, "http://"), Bucket: "backups",
 		AccessKeyFile: filepath.Join(keys, "access"), SecretKeyFile: filepath.Join(keys, "secret"), Insecure: true}
 	cfg.API.JobTimeout = 5 * time.Minute
+	return siteEnv{cfg: cfg, cli: cli, image: image, s3URL: s3.URL, nginxAddr: nginxAddr}
+}
+
+// removeBench removes a bench's container when the test ends.
+func (e siteEnv) removeBench(t *testing.T, bench string) {
+	t.Cleanup(func() {
+		e.cli.ContainerRemove(context.Background(), benches.ContainerName(bench), client.ContainerRemoveOptions{Force: true})
+	})
+}
+
+func TestLifecycle_BenchAndSite_FromNewToArchived(t *testing.T) {
+	env := newSiteEnv(t)
+	ctx := context.Background()
+	cfg, cli, image, nginxAddr, root := env.cfg, env.cli, env.image, env.nginxAddr, env.cfg.Root
+	s3 := struct{ URL string }{env.s3URL}
 
 	bench := fmt.Sprintf("lc%d", time.Now().UnixNano()%1e9)
-	t.Cleanup(func() {
-		cli.ContainerRemove(context.Background(), benches.ContainerName(bench), client.ContainerRemoveOptions{Force: true})
-	})
+	env.removeBench(t, bench)
 
 	logs := &syncBuffer{}
 	a, err := New(cfg, slog.New(slog.NewTextHandler(logs, nil)))
@@ -158,7 +181,7 @@ func TestLifecycle_BenchAndSite_FromNewToArchived(t *testing.T) {
 	require.NoError(t, err)
 	apiL, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	runCtx, cancel := context.WithCancel(ctx)
+	runCtx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- a.Serve(runCtx, metricsL, apiL) }()
 	t.Cleanup(func() {

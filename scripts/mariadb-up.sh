@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Starts the host's MariaDB server when it is not running, and makes sure a
-# monitoring user exists with its credentials in a 0600 my.cnf-style file.
-# Usage: scripts/mariadb-up.sh <credentials-file>. Idempotent.
+# monitoring user exists with its credentials in a 0600 my.cnf-style file, and,
+# given a second file, an admin user for the agent's site operations (it
+# creates and drops site databases and users).
+# Usage: scripts/mariadb-up.sh <credentials-file> [<admin-credentials-file>]. Idempotent.
 set -euo pipefail
-creds=${1:?usage: mariadb-up.sh <credentials-file>}
+creds=${1:?usage: mariadb-up.sh <credentials-file> [<admin-credentials-file>]}
+admin=${2:-}
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
 
@@ -22,21 +25,32 @@ if ! $sudo mariadb-admin ping --silent >/dev/null 2>&1; then
 fi
 
 socket=$($sudo mariadb -N -B -e "SELECT @@socket")
-# An existing credentials file that still logs in is kept as it is.
-if [ -f "$creds" ] && mariadb --defaults-extra-file="$creds" -e "SELECT 1" >/dev/null 2>&1; then
-  exit 0
-fi
-mkdir -p "$(dirname "$creds")"
-password=$(head -c 18 /dev/urandom | base64 | tr -d '/+=')
-# The password goes to the server on stdin, never on a command line.
-$sudo mariadb <<SQL
-CREATE USER IF NOT EXISTS 'hybrid_exporter'@'localhost';
-ALTER USER 'hybrid_exporter'@'localhost' IDENTIFIED BY '${password}' WITH MAX_USER_CONNECTIONS 3;
-GRANT PROCESS, REPLICATION CLIENT, SLAVE MONITOR, SELECT ON *.* TO 'hybrid_exporter'@'localhost';
+
+# ensure_user <file> <user> <grants>: an existing credentials file that still
+# logs in is kept as it is; otherwise the user gets a new random password.
+ensure_user() {
+  local file=$1 user=$2 grants=$3
+  if [ -f "$file" ] && mariadb --defaults-extra-file="$file" -e "SELECT 1" >/dev/null 2>&1; then
+    return 0
+  fi
+  mkdir -p "$(dirname "$file")"
+  local password
+  password=$(head -c 18 /dev/urandom | base64 | tr -d '/+=')
+  # The password goes to the server on stdin, never on a command line.
+  $sudo mariadb <<SQL
+CREATE USER IF NOT EXISTS '${user}'@'localhost';
+ALTER USER '${user}'@'localhost' IDENTIFIED BY '${password}';
+GRANT ${grants} TO '${user}'@'localhost';
 SQL
-umask 077
-tmp=$(mktemp "$creds.XXXXXX")
-printf '[client]\nuser = hybrid_exporter\npassword = %s\nsocket = %s\n' "$password" "$socket" >"$tmp"
-chmod 600 "$tmp"
-mv "$tmp" "$creds"
-echo "mariadb-up: monitoring user hybrid_exporter ready, credentials in $creds"
+  local tmp
+  tmp=$(umask 077 && mktemp "$file.XXXXXX")
+  printf '[client]\nuser = %s\npassword = %s\nsocket = %s\n' "$user" "$password" "$socket" >"$tmp"
+  chmod 600 "$tmp"
+  mv "$tmp" "$file"
+  echo "mariadb-up: user $user ready, credentials in $file"
+}
+
+ensure_user "$creds" hybrid_exporter "PROCESS, REPLICATION CLIENT, SLAVE MONITOR, SELECT ON *.*"
+if [ -n "$admin" ]; then
+  ensure_user "$admin" hybrid_admin "ALL PRIVILEGES ON *.* WITH GRANT OPTION"
+fi

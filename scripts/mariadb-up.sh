@@ -26,10 +26,10 @@ fi
 
 socket=$($sudo mariadb -N -B -e "SELECT @@socket")
 
-# ensure_user <file> <user> <grants>: an existing credentials file that still
+# ensure_user <file> <user> <grants> [<suffix>]: an existing credentials file that still
 # logs in is kept as it is; otherwise the user gets a new random password.
 ensure_user() {
-  local file=$1 user=$2 grants=$3
+  local file=$1 user=$2 grants=$3 suffix=${4:-}
   if [ -f "$file" ] && mariadb --defaults-extra-file="$file" -e "SELECT 1" >/dev/null 2>&1; then
     return 0
   fi
@@ -40,7 +40,7 @@ ensure_user() {
   $sudo mariadb <<SQL
 CREATE USER IF NOT EXISTS '${user}'@'localhost';
 ALTER USER '${user}'@'localhost' IDENTIFIED BY '${password}';
-GRANT ${grants} TO '${user}'@'localhost';
+GRANT ${grants} TO '${user}'@'localhost' ${suffix};
 SQL
   local tmp
   tmp=$(umask 077 && mktemp "$file.XXXXXX")
@@ -52,5 +52,5 @@ SQL
 
 ensure_user "$creds" hybrid_exporter "PROCESS, REPLICATION CLIENT, SLAVE MONITOR, SELECT ON *.*"
 if [ -n "$admin" ]; then
-  ensure_user "$admin" hybrid_admin "ALL PRIVILEGES ON *.* WITH GRANT OPTION"
+  ensure_user "$admin" hybrid_admin "ALL PRIVILEGES ON *.*" "WITH GRANT OPTION"
 fi

@@ -113,6 +113,9 @@ func (s *Server) listJobs(w http.ResponseWriter, r *http.Request) {
 		s.internal(w, "list jobs", err)
 		return
 	}
+	if list == nil {
+		list = []agentapi.Job{} // an empty list, not null
+	}
 	writeJSON(w, http.StatusOK, list)
 }
 

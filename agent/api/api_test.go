@@ -167,7 +167,10 @@ func TestAPI_BadInput_4xxWithAClearMessage_NothingCreated(t *testing.T) {
 
 func TestAPI_SameJobIDTwice_OneJob_AndPolling(t *testing.T) {
 	srv, _ := newServer(t)
-	code, body := call(t, srv, "POST", "/benches/b1/sites/erp.example.com/backup", testToken, `{"with_files":true}`, agentapi.JobIDHeader, "cp-42")
+	code, body := call(t, srv, "GET", "/jobs", testToken, "")
+	require.Equal(t, http.StatusOK, code)
+	require.JSONEq(t, `[]`, body, "no jobs is an empty list")
+	code, body = call(t, srv, "POST", "/benches/b1/sites/erp.example.com/backup", testToken, `{"with_files":true}`, agentapi.JobIDHeader, "cp-42")
 	require.Equal(t, http.StatusAccepted, code, body)
 	code, body = call(t, srv, "POST", "/benches/b1/sites/erp.example.com/backup", testToken, `{"with_files":true}`, agentapi.JobIDHeader, "cp-42")
 	require.Equal(t, http.StatusOK, code, "the same id again is the same job: %s", body)

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -78,7 +79,24 @@ func TestCrash_AgentKilledMidBackup_20Times_EveryJobEndsOnce_NoPartialBackupRepo
 		}
 	}()
 	agentProc := startAgentProcess(t, cfg, log)
-	t.Cleanup(func() { agentProc.Process.Kill(); agentProc.Wait() })
+	t.Cleanup(func() {
+		// A graceful stop, so the agent stops its nginx too; then, whatever
+		// happened, no nginx of this test outlives it.
+		agentProc.Process.Signal(syscall.SIGTERM)
+		exited := make(chan struct{})
+		go func() { agentProc.Wait(); close(exited) }()
+		select {
+		case <-exited:
+		case <-time.After(15 * time.Second):
+			agentProc.Process.Kill()
+			<-exited
+		}
+		if pid, err := os.ReadFile(filepath.Join(cfg.Root, "agent", "nginx", "run", "nginx.pid")); err == nil {
+			if n, err := strconv.Atoi(strings.TrimSpace(string(pid))); err == nil {
+				syscall.Kill(n, syscall.SIGKILL)
+			}
+		}
+	})
 	token, err := os.ReadFile(filepath.Join(cfg.Root, "agent", "api-token"))
 	require.NoError(t, err)
 	api := apiClient{t: t, base: "http://" + cfg.API.ListenAddress, token: strings.TrimSpace(string(token))}

@@ -39,7 +39,8 @@ start_agent() { # start_agent <name> <port> <yaml body>; sets agent_pid
   local dir="$work/$1"
   mkdir -p "$dir/agent"
   cp "$work/mariadb.cnf" "$dir/agent/mariadb.cnf" 2>/dev/null || true
-  printf 'root: %s\nlog_level: warn\n%s\n' "$dir" "$3" >"$dir/agent.yml"
+  # Exporters only: the job API (its queue, nginx) is not what is compared.
+  printf 'root: %s\nlog_level: warn\napi:\n  enabled: false\n%s\n' "$dir" "$3" >"$dir/agent.yml"
   "$work/hybrid-agent" --config "$dir/agent.yml" --web.listen-address "127.0.0.1:$2" 2>"$dir/agent.log" &
   agent_pid=$!
   pids+=("$agent_pid")

@@ -95,6 +95,25 @@ func (c apiClient) run(path string, body any) agentapi.Job {
 	return job
 }
 
+// runFailing posts a job and waits until it ends Failure, returning it.
+func (c apiClient) runFailing(path string, body any) agentapi.Job {
+	c.t.Helper()
+	code, data := c.do(http.MethodPost, path, body, "")
+	require.Equal(c.t, http.StatusAccepted, code, "%s: %s", path, data)
+	var created agentapi.JobCreated
+	require.NoError(c.t, json.Unmarshal(data, &created))
+	var job agentapi.Job
+	require.Eventually(c.t, func() bool {
+		_, data := c.do(http.MethodGet, "/jobs/"+created.Job, nil, "")
+		var list []agentapi.Job
+		require.NoError(c.t, json.Unmarshal(data, &list))
+		job = list[0]
+		return job.Status.Ended()
+	}, 3*time.Minute, 200*time.Millisecond, "job %s (%s) ends", created.Job, path)
+	require.Equal(c.t, agentapi.Failure, job.Status, "job %s (%s)", job.ID, path)
+	return job
+}
+
 // siteGet asks a site, through nginx, for path.
 func siteGet(t *testing.T, nginxAddr, site, method, path, body string) (int, string) {
 	t.Helper()
@@ -267,6 +286,55 @@ func TestLifecycle_BenchAndSite_FromNewToArchived(t *testing.T) {
 	code, body = siteGet(t, nginxAddr, site, http.MethodGet, "/api/resource/KV/beta", "")
 	require.Equal(t, http.StatusOK, code, body)
 	require.Contains(t, body, "two")
+
+	// A migrate that fails: the pre-migrate backup is restored, the job says
+	// so, and the site serves its data again.
+	failFlag := filepath.Join(root, "benches", bench, "sites", site, "fail_migrate")
+	require.NoError(t, os.WriteFile(failFlag, nil, 0o644))
+	failed := api.runFailing("/benches/"+bench+"/sites/"+site+"/migrate", nil)
+	require.Contains(t, failed.Error, "pre-migrate backup")
+	require.Contains(t, failed.Error, "restored")
+	require.NoError(t, os.Remove(failFlag))
+	code, body = siteGet(t, nginxAddr, site, http.MethodGet, "/api/resource/KV/gamma", "")
+	require.Equal(t, http.StatusOK, code, "the site is back in service after the failed migrate: %s", body)
+	require.Contains(t, body, "three")
+
+	// A local backup, records changed, the local backup restored.
+	local := api.run("/benches/"+bench+"/sites/"+site+"/backup", agentapi.Backup{})
+	var localResult struct {
+		Dir string `json:"dir"`
+	}
+	require.NoError(t, json.Unmarshal(local.Result, &localResult))
+	code, _ = siteGet(t, nginxAddr, site, http.MethodDelete, "/api/resource/KV/gamma", "")
+	require.Equal(t, http.StatusOK, code)
+	api.run("/benches/"+bench+"/sites/"+site+"/restore", agentapi.Restore{Path: filepath.Base(localResult.Dir)})
+	code, body = siteGet(t, nginxAddr, site, http.MethodGet, "/api/resource/KV/gamma", "")
+	require.Equal(t, http.StatusOK, code, body)
+
+	// Maintenance mode: 503 through nginx, then back.
+	api.run("/benches/"+bench+"/sites/"+site+"/maintenance", agentapi.Maintenance{On: true})
+	code, _ = siteGet(t, nginxAddr, site, http.MethodGet, "/api/method/ping", "")
+	require.Equal(t, http.StatusServiceUnavailable, code)
+	api.run("/benches/"+bench+"/sites/"+site+"/maintenance", agentapi.Maintenance{On: false})
+	code, _ = siteGet(t, nginxAddr, site, http.MethodGet, "/api/method/ping", "")
+	require.Equal(t, http.StatusOK, code)
+
+	// New limits on the running bench, and a restart: it serves again.
+	api.run("/benches/"+bench+"/limits", agentapi.Limits{MemoryBytes: 128 << 20, CPUs: 1})
+	inspect, err = cli.ContainerInspect(ctx, benches.ContainerName(bench), client.ContainerInspectOptions{})
+	require.NoError(t, err)
+	require.EqualValues(t, 128<<20, inspect.Container.HostConfig.Memory)
+	require.EqualValues(t, 1e9, inspect.Container.HostConfig.NanoCPUs)
+	api.run("/benches/"+bench+"/restart", nil)
+	require.Eventually(t, func() bool {
+		code, _ := siteGet(t, nginxAddr, site, http.MethodGet, "/api/method/ping", "")
+		return code == http.StatusOK
+	}, 30*time.Second, 200*time.Millisecond, "the site answers after the bench restarted")
+
+	// A bench with sites is not archived.
+	refused := api.runFailing("/benches/"+bench+"/archive", nil)
+	require.Contains(t, refused.Error, "still has sites")
+	require.DirExists(t, filepath.Join(root, "benches", bench))
 
 	// The job metrics saw the backup.
 	password, err := os.ReadFile(webauth.PasswordFile(cfg.WebConfigFile()))

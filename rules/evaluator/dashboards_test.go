@@ -29,12 +29,13 @@ var expectedEmpty = map[string]string{
 	`alerts: panel "Pending" target A`:               "no alert is pending",
 	`alerts: panel "Pending by alert name" target A`: "no alert is pending",
 	`sites: panel "Sites down" target A`:             "no site is down",
+	`jobs: panel "Failed steps" target A`:            "no step has failed (step counters start at their first failure: steps depend on the request)",
 }
 
-// agentJobsMetrics are exported by the agent's job store, which does not
-// exist yet: the "Agent jobs and backups" dashboard and the sites' request
-// panels read metrics no agent serves today.
-var agentJobsMetrics = []string{"hybrid_agent_", "hybrid_site_last_backup", "hybrid_site_backup", "hybrid_site_http_requests"}
+// notYetServed are metrics no agent serves in this test: backups appear after
+// a site's first backup (the agent's lifecycle test covers them), and the
+// sites' request counters will come from the agent's nginx logs.
+var notYetServed = []string{"hybrid_site_last_backup", "hybrid_site_backup", "hybrid_site_http_requests"}
 
 func TestDashboards_EveryQueryReturnsDataAfterRealScrapes(t *testing.T) {
 	if testing.Short() {
@@ -102,7 +103,7 @@ func TestDashboards_EveryQueryReturnsDataAfterRealScrapes(t *testing.T) {
 }
 
 func readsAgentJobs(expr string) bool {
-	for _, m := range agentJobsMetrics {
+	for _, m := range notYetServed {
 		if strings.Contains(expr, m) {
 			return true
 		}

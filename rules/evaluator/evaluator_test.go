@@ -23,27 +23,43 @@ import (
 	"github.com/hybridsuite/hybrid/test/mariadbtest"
 )
 
-// startAgent runs a real agent in-process (host and MariaDB collectors) and
-// returns the target the monitor scrapes it as.
-func startAgent(t *testing.T, creds string, bench bool) Target {
+// startAgent runs a real agent in-process (host and MariaDB collectors, and
+// with full also the bench collector and the job API with its job metrics)
+// and returns the target the monitor scrapes it as.
+func startAgent(t *testing.T, creds string, full bool) Target {
 	t.Helper()
 	cfg := agent.DefaultConfig()
 	cfg.Root = t.TempDir()
-	cfg.API.Enabled = false
 	cfg.MariaDB.CredentialsFile = creds
-	cfg.Bench.Enabled = bench
+	cfg.Bench.Enabled = full
+	cfg.API.Enabled = full
+	var apiL net.Listener
+	if full {
+		cfg.Sites.Nginx = agent.NginxConfig{Listen: freeAddr(t), ProbeListen: freeAddr(t), User: "root"}
+		var err error
+		apiL, err = net.Listen("tcp", "127.0.0.1:0")
+		require.NoError(t, err)
+	}
 	a, err := agent.New(cfg, slog.New(slog.DiscardHandler))
 	require.NoError(t, err)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- a.Serve(ctx, l, nil) }()
+	go func() { done <- a.Serve(ctx, l, apiL) }()
 	t.Cleanup(func() { cancel(); <-done })
 	return Target{
 		Name: "server-1", Address: l.Addr().String(),
 		Username: webauth.User, PasswordFile: webauth.PasswordFile(cfg.WebConfigFile()),
 	}
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer l.Close()
+	return l.Addr().String()
 }
 
 // testConfig is a monitor that scrapes and evaluates every second.

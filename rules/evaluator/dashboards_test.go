@@ -51,7 +51,7 @@ func TestDashboards_EveryQueryReturnsDataAfterRealScrapes(t *testing.T) {
 	bench := fmt.Sprintf("dash-%d", time.Now().UnixNano())
 	dockertest.Run(ctx, t, cli, bench, &container.Config{
 		Image: image, Cmd: []string{"idle"},
-		Labels:      map[string]string{"io.hybrid.bench": bench, "io.hybrid.test": "dashboards"},
+		Labels:      map[string]string{benchLabel: bench, "io.hybrid.test": "dashboards"},
 		Healthcheck: &container.HealthConfig{Test: []string{"CMD", "/burner", "exit", "0"}, Interval: time.Second},
 	}, &container.HostConfig{Resources: container.Resources{Memory: 64 << 20}})
 

@@ -32,6 +32,9 @@ func startAgent(t *testing.T, creds string, full bool) Target {
 	cfg.Root = t.TempDir()
 	cfg.MariaDB.CredentialsFile = creds
 	cfg.Bench.Enabled = full
+	// Only this package's containers: other test packages running at the
+	// same time make, kill and OOM containers of their own.
+	cfg.Bench.Label = benchLabel
 	cfg.API.Enabled = full
 	var apiL net.Listener
 	if full {
@@ -53,6 +56,9 @@ func startAgent(t *testing.T, creds string, full bool) Target {
 		Username: webauth.User, PasswordFile: webauth.PasswordFile(cfg.WebConfigFile()),
 	}
 }
+
+// benchLabel marks the bench containers the agents of these tests watch.
+const benchLabel = "io.hybrid.test.evaluator.bench"
 
 func freeAddr(t *testing.T) string {
 	t.Helper()

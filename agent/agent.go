@@ -12,7 +12,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"github.com/prometheus/exporter-toolkit/web"
 
 	"github.com/hybridsuite/hybrid/exporters"
 	"github.com/hybridsuite/hybrid/internal/webauth"
@@ -35,11 +34,8 @@ func New(cfg Config, logger *slog.Logger) (*Agent, error) {
 		return nil, fmt.Errorf("invalid configuration:\n%w", err)
 	}
 	webConfig := cfg.WebConfigFile()
-	if err := webauth.Ensure(webConfig, cfg.Web.ConfigFile != "", logger); err != nil {
+	if err := webauth.Prepare(webConfig, cfg.Web.ConfigFile != "", logger); err != nil {
 		return nil, err
-	}
-	if err := web.Validate(webConfig); err != nil {
-		return nil, fmt.Errorf("web config %s: %w", webConfig, err)
 	}
 	set, err := buildCollectors(cfg, logger)
 	if err != nil {
@@ -89,46 +85,24 @@ func (a *Agent) Handler() http.Handler {
 // behind the web configuration's basic auth and TLS, and the job API on apiL
 // (nil when the API is disabled), until ctx ends.
 func (a *Agent) Serve(ctx context.Context, l, apiL net.Listener) error {
+	if a.ops != nil && apiL == nil {
+		return errors.New("serve: the API is enabled but has no listener")
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	a.collectors.start(ctx)
 	defer a.collectors.close()
+	apiDone := make(chan error, 1)
 	if a.ops != nil {
-		if apiL == nil {
-			return errors.New("serve: the API is enabled but has no listener")
-		}
 		a.ops.start(ctx)
 		defer a.ops.close()
-		apiDone := make(chan error, 1)
 		go func() { apiDone <- a.ops.serve(ctx, apiL) }()
-		defer func() {
-			if err := <-apiDone; err != nil {
-				a.logger.Error("api stopped", "err", err)
-			}
-		}()
+	} else {
+		apiDone <- nil
 	}
-
-	srv := &http.Server{
-		Handler:           a.Handler(),
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(a.logger.Handler(), slog.LevelWarn),
-	}
-	webConfig := a.webConfig
-	flags := &web.FlagConfig{WebListenAddresses: &[]string{l.Addr().String()}, WebConfigFile: &webConfig}
-	errc := make(chan error, 1)
-	go func() { errc <- web.Serve(l, srv, flags, a.logger) }()
-	select {
-	case err := <-errc:
-		return fmt.Errorf("serve %s: %w", l.Addr(), err)
-	case <-ctx.Done():
-	}
-	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil {
-		return fmt.Errorf("shut down: %w", err)
-	}
-	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("serve %s: %w", l.Addr(), err)
-	}
-	return nil
+	err := webauth.Serve(ctx, l, a.Handler(), a.webConfig, a.logger)
+	cancel() // the metrics server stopping stops the API too
+	return errors.Join(err, <-apiDone)
 }
 
 // Run listens on the configured address and serves until ctx ends.

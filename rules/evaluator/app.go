@@ -6,10 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
-	"time"
-
-	"github.com/prometheus/exporter-toolkit/web"
 
 	"github.com/hybridsuite/hybrid/alerting"
 	"github.com/hybridsuite/hybrid/internal/webauth"
@@ -57,11 +53,8 @@ func NewMonitor(cfg Config, logger *slog.Logger) (*Monitor, error) {
 		return nil, fmt.Errorf("invalid configuration:\n%w", err)
 	}
 	webConfig := cfg.WebConfigFile()
-	if err := webauth.Ensure(webConfig, cfg.Web.ConfigFile != "", logger); err != nil {
+	if err := webauth.Prepare(webConfig, cfg.Web.ConfigFile != "", logger); err != nil {
 		return nil, err
-	}
-	if err := web.Validate(webConfig); err != nil {
-		return nil, fmt.Errorf("web config %s: %w", webConfig, err)
 	}
 	rs, err := receivers(cfg, logger)
 	if err != nil {
@@ -100,25 +93,8 @@ func (m *Monitor) Serve(ctx context.Context, l net.Listener) error {
 	evalDone := make(chan error, 1)
 	go func() { evalDone <- m.Evaluator.Run(ctx) }()
 
-	srv := &http.Server{Handler: m.Evaluator.Handler(), ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog: slog.NewLogLogger(m.logger.Handler(), slog.LevelWarn)}
-	webConfig := m.webConfig
-	flags := &web.FlagConfig{WebListenAddresses: &[]string{l.Addr().String()}, WebConfigFile: &webConfig}
-	serveDone := make(chan error, 1)
-	go func() { serveDone <- web.Serve(l, srv, flags, m.logger) }()
-
-	var serveErr error
-	select {
-	case serveErr = <-serveDone:
-		cancel()
-	case <-ctx.Done():
-		shutdownCtx, stop := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		srv.Shutdown(shutdownCtx)
-		stop()
-		if err := <-serveDone; !errors.Is(err, http.ErrServerClosed) {
-			serveErr = err
-		}
-	}
+	serveErr := webauth.Serve(ctx, l, m.Evaluator.Handler(), m.webConfig, m.logger)
+	cancel() // a server that failed stops the rest
 	evalErr := <-evalDone
 	notifierErr := <-notifierDone
 	if errors.Is(notifierErr, context.Canceled) {

@@ -7,13 +7,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/procfs/sysfs"
-	"golang.org/x/sys/unix"
 
 	"github.com/hybridsuite/hybrid/exporters"
 )
@@ -42,8 +40,7 @@ type cpuCollector struct {
 	mu     sync.Mutex
 	stat   *keptFile
 	dir    string
-	dirFD  int // -1 until opened
-	dirBuf []byte
+	listed *keptDir             // the CPU folder, listed on each scrape
 	names  []string             // scratch: the cpu<N> entries of dir, sorted
 	files  map[string]*cpuFiles // by entry name
 	times  map[int64]*cpuTimes  // what was reported, by CPU number
@@ -103,7 +100,7 @@ func newCPUCollector(procFS, sysFS string) (*cpuCollector, error) {
 		onlineDesc: desc("online", "CPUs that are online and being scheduled.", "cpu"),
 		stat:       newKeptFile(filepath.Join(procFS, "stat"), false),
 		dir:        filepath.Join(sysFS, "devices/system/cpu"),
-		dirFD:      -1,
+		listed:     newKeptDir(filepath.Join(sysFS, "devices/system/cpu")),
 		files:      map[string]*cpuFiles{},
 		times:      map[int64]*cpuTimes{},
 		seen:       map[int64]bool{},
@@ -198,28 +195,13 @@ func (c *cpuCollector) updateStat(ch chan<- prometheus.Metric) error {
 // list sets names to the cpu<digit>... entries of the CPU directory, in the
 // order filepath.Glob returns them, and keeps their files.
 func (c *cpuCollector) list() error {
-	c.names = c.names[:0]
-	if c.dirFD < 0 {
-		fd, err := openAt(unix.AT_FDCWD, c.dir, unix.O_DIRECTORY)
-		if errors.Is(err, os.ErrNotExist) {
-			return nil // as a glob that matches nothing
-		}
-		if err != nil {
-			return err
-		}
-		c.dirFD = fd
-	}
-	err := readDir(c.dirFD, &c.dirBuf, func(name []byte, _ uint8) {
-		if len(name) > 3 && bytes.HasPrefix(name, []byte("cpu")) && name[3] >= '0' && name[3] <= '9' {
-			c.names = append(c.names, string(name))
-		}
+	var err error
+	c.names, err = c.listed.list(c.names[:0], func(name []byte) bool {
+		return len(name) > 3 && bytes.HasPrefix(name, []byte("cpu")) && name[3] >= '0' && name[3] <= '9'
 	})
 	if err != nil {
-		closeFD(c.dirFD)
-		c.dirFD = -1
 		return err
 	}
-	slices.Sort(c.names)
 	for _, f := range c.files {
 		f.listed = false
 	}
@@ -323,8 +305,7 @@ func (c *cpuCollector) close() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.stat.close()
-	closeFD(c.dirFD)
-	c.dirFD = -1
+	c.listed.close()
 	for _, f := range c.files {
 		f.close()
 	}

@@ -3,6 +3,8 @@ package host
 import (
 	"encoding/binary"
 	"errors"
+	"os"
+	"slices"
 	"strconv"
 
 	"golang.org/x/sys/unix"
@@ -75,6 +77,49 @@ func preadAll(fd int, buf *[]byte) ([]byte, error) {
 		}
 		*buf = make([]byte, 2*len(b))
 	}
+}
+
+// keptDir is a folder kept open and listed again from its start on each
+// call, opened on first use (a folder that does not exist yet lists nothing,
+// as a glob that matches nothing would).
+type keptDir struct {
+	path string
+	fd   int // -1 until opened
+	buf  []byte
+}
+
+func newKeptDir(path string) *keptDir { return &keptDir{path: path, fd: -1} }
+
+// list appends to names the entries keep accepts, sorted as filepath.Glob
+// returns them. On an error the folder is closed, to be opened again.
+func (d *keptDir) list(names []string, keep func(name []byte) bool) ([]string, error) {
+	if d.fd < 0 {
+		fd, err := openAt(unix.AT_FDCWD, d.path, unix.O_DIRECTORY)
+		if errors.Is(err, os.ErrNotExist) {
+			return names, nil
+		}
+		if err != nil {
+			return names, err
+		}
+		d.fd = fd
+	}
+	start := len(names)
+	err := readDir(d.fd, &d.buf, func(name []byte, _ uint8) {
+		if keep(name) {
+			names = append(names, string(name))
+		}
+	})
+	if err != nil {
+		d.close()
+		return names[:start], err
+	}
+	slices.Sort(names[start:])
+	return names, nil
+}
+
+func (d *keptDir) close() {
+	closeFD(d.fd)
+	d.fd = -1
 }
 
 // readDir calls fn with the name and type (unix.DT_*) of each entry of the

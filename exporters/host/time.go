@@ -3,17 +3,13 @@ package host
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"golang.org/x/sys/unix"
 
 	"github.com/hybridsuite/hybrid/exporters"
 )
@@ -30,8 +26,7 @@ type timeCollector struct {
 	dir                           string
 
 	mu      sync.Mutex
-	dirFD   int // -1 until opened
-	dirBuf  []byte
+	listed  *keptDir // the clocksource folder, listed on each scrape
 	names   []string
 	sources map[string]*clocksourceFiles
 }
@@ -53,7 +48,7 @@ func newTimeCollector(sysFS string) *timeCollector {
 		current: prometheus.NewDesc("node_time_clocksource_current_info",
 			"Current clocksource read from '/sys/devices/system/clocksource'.", []string{"device", "clocksource"}, nil),
 		dir:     filepath.Join(sysFS, "devices/system/clocksource"),
-		dirFD:   -1,
+		listed:  newKeptDir(filepath.Join(sysFS, "devices/system/clocksource")),
 		sources: map[string]*clocksourceFiles{},
 	}
 }
@@ -106,28 +101,14 @@ func (c *timeCollector) Update(_ context.Context, ch chan<- prometheus.Metric) e
 // list sets names to the clocksource<digit>... entries of the directory, in
 // the order filepath.Glob returns them, and keeps their files.
 func (c *timeCollector) list() error {
-	c.names = c.names[:0]
-	if c.dirFD < 0 {
-		fd, err := openAt(unix.AT_FDCWD, c.dir, unix.O_DIRECTORY)
-		if errors.Is(err, os.ErrNotExist) {
-			return nil // as a glob that matches nothing
-		}
-		if err != nil {
-			return err
-		}
-		c.dirFD = fd
-	}
-	err := readDir(c.dirFD, &c.dirBuf, func(name []byte, _ uint8) {
-		if n, ok := bytes.CutPrefix(name, []byte("clocksource")); ok && len(n) > 0 && n[0] >= '0' && n[0] <= '9' {
-			c.names = append(c.names, string(name))
-		}
+	var err error
+	c.names, err = c.listed.list(c.names[:0], func(name []byte) bool {
+		n, ok := bytes.CutPrefix(name, []byte("clocksource"))
+		return ok && len(n) > 0 && n[0] >= '0' && n[0] <= '9'
 	})
 	if err != nil {
-		closeFD(c.dirFD)
-		c.dirFD = -1
 		return err
 	}
-	slices.Sort(c.names)
 	for _, cs := range c.sources {
 		cs.seen = false
 	}
@@ -165,8 +146,7 @@ func readClocksourceFile(f *keptFile) ([]byte, error) {
 func (c *timeCollector) close() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	closeFD(c.dirFD)
-	c.dirFD = -1
+	c.listed.close()
 	for _, cs := range c.sources {
 		cs.available.close()
 		cs.current.close()

@@ -19,12 +19,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/hybridsuite/hybrid/test/childproc"
 )
 
 const (
@@ -40,10 +41,9 @@ type Instance struct {
 	configFile string
 	addr       string // 127.0.0.1:port, kept across Stop and Start
 
-	mu     sync.Mutex
-	cmd    *exec.Cmd
-	exited chan struct{}
-	log    *syncBuffer
+	mu   sync.Mutex
+	proc *childproc.Process // nil while stopped
+	log  *syncBuffer
 }
 
 // Binary is the Alertmanager binary's path. A missing one skips the test,
@@ -109,7 +109,7 @@ func (i *Instance) Start() {
 func (i *Instance) start() error {
 	i.mu.Lock()
 	defer i.mu.Unlock()
-	if i.cmd != nil {
+	if i.proc != nil {
 		return errors.New("alertmanager already running")
 	}
 	fmt.Fprintf(i.log, "--- alertmanagertest: starting on %s\n", i.addr)
@@ -121,25 +121,11 @@ func (i *Instance) start() error {
 		"--log.level=debug",
 	)
 	cmd.Stdout, cmd.Stderr = i.log, i.log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
-	exited := make(chan struct{})
-	started := make(chan error, 1)
-	go func() {
-		// Pdeathsig fires when the thread that forked exits, not the
-		// process: keep that thread for the child's whole life.
-		runtime.LockOSThread()
-		if err := cmd.Start(); err != nil {
-			started <- err
-			return
-		}
-		started <- nil
-		_ = cmd.Wait()
-		close(exited)
-	}()
-	if err := <-started; err != nil {
+	proc, err := childproc.Start(cmd)
+	if err != nil {
 		return fmt.Errorf("start alertmanager: %w", err)
 	}
-	i.cmd, i.exited = cmd, exited
+	i.proc = proc
 	if err := i.waitReady(); err != nil {
 		_ = i.stopLocked(syscall.SIGKILL)
 		return err
@@ -160,7 +146,7 @@ func (i *Instance) waitReady() error {
 			err = fmt.Errorf("/-/ready: %s", resp.Status)
 		}
 		select {
-		case <-i.exited:
+		case <-i.proc.Exited():
 			return fmt.Errorf("alertmanager exited during start-up:\n%s", i.log.tail())
 		default:
 		}
@@ -178,19 +164,15 @@ func (i *Instance) stop() error {
 }
 
 func (i *Instance) stopLocked(sig syscall.Signal) error {
-	if i.cmd == nil {
+	if i.proc == nil {
 		return nil
 	}
-	defer func() { i.cmd = nil }()
-	_ = i.cmd.Process.Signal(sig)
-	select {
-	case <-i.exited:
-		return nil
-	case <-time.After(stopTimeout):
-		_ = i.cmd.Process.Kill()
-		<-i.exited
+	proc := i.proc
+	i.proc = nil
+	if proc.Stop(sig, stopTimeout) {
 		return fmt.Errorf("alertmanager did not stop within %s of %s; killed", stopTimeout, sig)
 	}
+	return nil
 }
 
 func (i *Instance) logTail() string { return i.log.tail() }

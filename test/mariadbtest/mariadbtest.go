@@ -18,7 +18,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -27,6 +26,8 @@ import (
 	"time"
 
 	"github.com/go-sql-driver/mysql"
+
+	"github.com/hybridsuite/hybrid/test/childproc"
 )
 
 const (
@@ -42,8 +43,7 @@ type Server struct {
 	bind    string // bind-address
 
 	mu     sync.Mutex
-	cmd    *exec.Cmd
-	exited chan struct{} // closed when cmd has exited
+	proc   *childproc.Process // nil while stopped
 	rootDB *sql.DB
 }
 
@@ -251,7 +251,7 @@ func (s *Server) install(installDB string) error {
 func (s *Server) Start() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.cmd != nil {
+	if s.proc != nil {
 		return errors.New("mariadbtest: server already running")
 	}
 	args := []string{"--defaults-file=" + s.configPath()}
@@ -260,25 +260,11 @@ func (s *Server) Start() error {
 	}
 	cmd := exec.Command(s.mariadb, args...)
 	// The server dies with the test binary, even if that one is killed.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
-	exited := make(chan struct{})
-	started := make(chan error, 1)
-	go func() {
-		// Pdeathsig fires when the thread that forked exits, not the
-		// process: keep that thread for the child's whole life.
-		runtime.LockOSThread()
-		if err := cmd.Start(); err != nil {
-			started <- err
-			return
-		}
-		started <- nil
-		_ = cmd.Wait()
-		close(exited)
-	}()
-	if err := <-started; err != nil {
+	proc, err := childproc.Start(cmd)
+	if err != nil {
 		return fmt.Errorf("mariadbtest: start mariadbd: %w", err)
 	}
-	s.cmd, s.exited = cmd, exited
+	s.proc = proc
 	if err := s.waitReady(); err != nil {
 		_ = s.stopLocked(syscall.SIGKILL)
 		return err
@@ -301,7 +287,7 @@ func (s *Server) waitReady() error {
 			return nil
 		}
 		select {
-		case <-s.exited:
+		case <-s.proc.Exited():
 			return fmt.Errorf("mariadbtest: mariadbd exited during start-up:\n%s", s.logTail())
 		default:
 		}
@@ -336,20 +322,15 @@ func (s *Server) Stop() error {
 }
 
 func (s *Server) stopLocked(sig syscall.Signal) error {
-	if s.cmd == nil {
+	if s.proc == nil {
 		return nil
 	}
-	cmd, exited := s.cmd, s.exited
-	s.cmd, s.exited = nil, nil
-	_ = cmd.Process.Signal(sig)
-	select {
-	case <-exited:
-		return nil
-	case <-time.After(stopTimeout):
+	proc := s.proc
+	s.proc = nil
+	if proc.Stop(sig, stopTimeout) {
+		return fmt.Errorf("mariadbtest: mariadbd ignored %s for %s and was killed", sig, stopTimeout)
 	}
-	_ = cmd.Process.Kill()
-	<-exited
-	return fmt.Errorf("mariadbtest: mariadbd ignored %s for %s and was killed", sig, stopTimeout)
+	return nil
 }
 
 // Close stops the server and removes its files.

@@ -10,7 +10,6 @@ import (
 	"io/fs"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -28,6 +27,7 @@ import (
 	"github.com/hybridsuite/hybrid/exporters/agentjobs"
 	"github.com/hybridsuite/hybrid/internal/atomicfile"
 	"github.com/hybridsuite/hybrid/internal/mycnf"
+	"github.com/hybridsuite/hybrid/internal/webauth"
 )
 
 // operations is the job side of the agent: the queue, what its job types
@@ -143,24 +143,10 @@ func (op *operations) close() error {
 	return errors.Join(errs...)
 }
 
-// serve runs the API on l until ctx ends.
+// serve runs the API on l until ctx ends. It checks its own bearer token,
+// so it is served without a web configuration.
 func (op *operations) serve(ctx context.Context, l net.Listener) error {
-	srv := &http.Server{Handler: op.server.Handler(), ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog: slog.NewLogLogger(op.logger.Handler(), slog.LevelWarn)}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(l) }()
-	select {
-	case err := <-errc:
-		return fmt.Errorf("api on %s: %w", l.Addr(), err)
-	case <-ctx.Done():
-	}
-	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	defer cancel()
-	srv.Shutdown(shutdownCtx)
-	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
+	return webauth.Serve(ctx, l, op.server.Handler(), "", op.logger)
 }
 
 // ensureToken returns the API token's hash. With no hash file, it makes a
@@ -214,9 +200,7 @@ func (c adminConnector) Connect(ctx context.Context) (driver.Conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sites.admin_credentials_file: %w", err)
 	}
-	cfg := mysql.NewConfig()
-	cfg.User, cfg.Passwd = creds.User, creds.Password
-	cfg.Net, cfg.Addr = creds.Network(), creds.Address()
+	cfg := creds.DriverConfig()
 	cfg.Timeout = 10 * time.Second
 	connector, err := mysql.NewConnector(cfg)
 	if err != nil {

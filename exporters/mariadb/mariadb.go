@@ -180,12 +180,8 @@ func New(logger *slog.Logger, opts Options) (*Collector, error) {
 // parameters (the database refresh's table lookups) go to the server apart,
 // in prepared statements: there is nothing to inject into.
 func driverConfig(creds mycnf.Credentials, opts Options, logger *slog.Logger) *mysql.Config {
-	cfg := mysql.NewConfig()
+	cfg := creds.DriverConfig()
 	cfg.MultiStatements = true
-	cfg.User = creds.User
-	cfg.Passwd = creds.Password
-	cfg.Net = creds.Network()
-	cfg.Addr = creds.Address()
 	cfg.Timeout = opts.QueryTimeout // dial
 	cfg.Logger = driverLogger{logger}
 	cfg.Params = map[string]string{

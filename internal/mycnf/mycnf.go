@@ -12,6 +12,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+
+	"github.com/go-sql-driver/mysql"
 )
 
 // Defaults used when the Credentials file leaves host, port or socket out.
@@ -228,4 +230,14 @@ func optionValue(raw string) (string, error) {
 		v = strings.TrimSpace(v[:i])
 	}
 	return v, nil
+}
+
+// DriverConfig is a go-sql-driver configuration that logs in with c. The
+// password goes into the configuration directly, never through a DSN string
+// that an error message could carry.
+func (c Credentials) DriverConfig() *mysql.Config {
+	cfg := mysql.NewConfig()
+	cfg.User, cfg.Passwd = c.User, c.Password
+	cfg.Net, cfg.Addr = c.Network(), c.Address()
+	return cfg
 }

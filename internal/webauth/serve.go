@@ -25,7 +25,9 @@ func Prepare(path string, explicit bool, logger *slog.Logger) error {
 }
 
 // Serve serves h on l behind the web configuration's basic auth and TLS
-// (exporter-toolkit) until ctx ends, then shuts down within 5 seconds.
+// (exporter-toolkit) until ctx ends, then shuts down within 5 seconds. An
+// empty webConfig serves plain HTTP, for handlers that authenticate by
+// themselves.
 func Serve(ctx context.Context, l net.Listener, h http.Handler, webConfig string, logger *slog.Logger) error {
 	srv := &http.Server{
 		Handler:           h,

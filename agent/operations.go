@@ -87,7 +87,7 @@ func newOperations(ctx context.Context, cfg Config, logger *slog.Logger) (*opera
 		Root: cfg.Root,
 		Runtime: benches.New(docker, benches.Options{
 			Root: cfg.Root, Label: cfg.Bench.Label, Command: cfg.Sites.BenchCommand,
-			ExtraHosts: cfg.Sites.ExtraHosts, Logger: logger.With("component", "benches"),
+			ExtraHosts: cfg.Sites.ExtraHosts,
 		}),
 		Admin:   op.admin,
 		DBHost:  cfg.Sites.DBHost,
@@ -95,7 +95,6 @@ func newOperations(ctx context.Context, cfg Config, logger *slog.Logger) (*opera
 		Router:  op.nginx,
 		SiteURL: siteURL(cfg.Sites.Nginx.Listen),
 		Offsite: offsite,
-		Logger:  logger.With("component", "sites"),
 		Timeout: cfg.API.JobTimeout,
 	}
 	if op.queue, err = jobs.Open(ctx, jobs.Options{

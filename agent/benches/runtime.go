@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"log/slog"
 	"net"
 	"net/netip"
 	"os"
@@ -44,9 +43,6 @@ type Options struct {
 	// ExtraHosts are added to each container's /etc/hosts, e.g.
 	// "host.docker.internal:host-gateway" so benches reach the host's MariaDB.
 	ExtraHosts []string
-	// NetworkMode is the containers' network ("" = the default bridge).
-	NetworkMode string
-	Logger      *slog.Logger
 }
 
 // Runtime creates and drives bench containers.
@@ -199,19 +195,13 @@ func (r *Runtime) create(ctx context.Context, c Config) error {
 		RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyUnlessStopped},
 		Resources:     resources(c.Limits),
 		ExtraHosts:    r.opts.ExtraHosts,
-		NetworkMode:   container.NetworkMode(r.opts.NetworkMode),
 		Binds: []string{
 			r.SitesDir(c.Name) + ":" + benchDir + "/sites",
 			filepath.Join(r.Dir(c.Name), "logs") + ":" + benchDir + "/logs",
 		},
 	}
-	if r.opts.NetworkMode != "host" {
-		hc.PortBindings = network.PortMap{webPort: {{HostIP: netip.MustParseAddr("127.0.0.1"), HostPort: strconv.Itoa(c.Port)}}}
-	}
+	hc.PortBindings = network.PortMap{webPort: {{HostIP: netip.MustParseAddr("127.0.0.1"), HostPort: strconv.Itoa(c.Port)}}}
 	cmd := append(append([]string(nil), r.opts.Command...), "serve", "--port", strconv.Itoa(r.opts.WebPort))
-	if r.opts.NetworkMode == "host" {
-		cmd = append(append([]string(nil), r.opts.Command...), "serve", "--port", strconv.Itoa(c.Port))
-	}
 	_, err := r.cli.ContainerCreate(ctx, client.ContainerCreateOptions{
 		Name: ContainerName(c.Name),
 		Config: &container.Config{

@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -50,7 +49,6 @@ type Operations struct {
 	SiteURL string
 	// Offsite stores backups away from the server; nil disables offsite.
 	Offsite *backup.Offsite
-	Logger  *slog.Logger
 	Now     func() time.Time
 	// Timeout bounds each job; 0 means the queue's default.
 	Timeout time.Duration

@@ -37,16 +37,19 @@ func New(cfg Config, logger *slog.Logger) (*Agent, error) {
 	if err := webauth.Prepare(webConfig, cfg.Web.ConfigFile != "", logger); err != nil {
 		return nil, err
 	}
-	set, err := buildCollectors(cfg, logger)
-	if err != nil {
-		return nil, err
-	}
 	var ops *operations
 	if cfg.API.Enabled {
+		var err error
 		if ops, err = newOperations(context.Background(), cfg, logger); err != nil {
-			return nil, errors.Join(err, set.close())
+			return nil, err
 		}
-		set.collectors["agentjobs"] = ops.collector()
+	}
+	set, err := buildCollectors(cfg, logger, ops)
+	if err != nil {
+		if ops != nil {
+			err = errors.Join(err, ops.close())
+		}
+		return nil, err
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(

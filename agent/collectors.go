@@ -7,6 +7,7 @@ import (
 	"log/slog"
 
 	"github.com/hybridsuite/hybrid/exporters"
+	"github.com/hybridsuite/hybrid/exporters/agentjobs"
 	"github.com/hybridsuite/hybrid/exporters/bench"
 	"github.com/hybridsuite/hybrid/exporters/host"
 	"github.com/hybridsuite/hybrid/exporters/mariadb"
@@ -25,7 +26,8 @@ type collectorSet struct {
 	background []background
 }
 
-func buildCollectors(cfg Config, logger *slog.Logger) (*collectorSet, error) {
+// ops, when the job API is enabled, adds the agent-jobs collector.
+func buildCollectors(cfg Config, logger *slog.Logger, ops *operations) (*collectorSet, error) {
 	set := &collectorSet{collectors: map[string]exporters.Collector{}}
 	add := func(name string, c exporters.Collector) error {
 		if _, dup := set.collectors[name]; dup {
@@ -84,6 +86,11 @@ func buildCollectors(cfg Config, logger *slog.Logger) (*collectorSet, error) {
 		}
 		set.background = append(set.background, b)
 		if err := add("bench", b); err != nil {
+			return nil, err
+		}
+	}
+	if ops != nil {
+		if err := add("agentjobs", agentjobs.New(ops.queue)); err != nil {
 			return nil, err
 		}
 	}

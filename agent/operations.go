@@ -24,7 +24,6 @@ import (
 	"github.com/hybridsuite/hybrid/agent/jobs"
 	"github.com/hybridsuite/hybrid/agent/nginx"
 	"github.com/hybridsuite/hybrid/agent/sites"
-	"github.com/hybridsuite/hybrid/exporters/agentjobs"
 	"github.com/hybridsuite/hybrid/internal/atomicfile"
 	"github.com/hybridsuite/hybrid/internal/mycnf"
 	"github.com/hybridsuite/hybrid/internal/webauth"
@@ -108,9 +107,6 @@ func newOperations(ctx context.Context, cfg Config, logger *slog.Logger) (*opera
 	op.server = api.New(op.queue, ops, hash, logger.With("component", "api"))
 	return op, nil
 }
-
-// collector is the agent-jobs exporter over the queue.
-func (op *operations) collector() *agentjobs.Collector { return agentjobs.New(op.queue) }
 
 func (op *operations) start(ctx context.Context) {
 	if op.owned {

@@ -294,13 +294,26 @@ func (e *ExecError) Error() string {
 	return fmt.Sprintf("bench command %v exited %d: %s", e.Args, e.ExitCode, e.Output)
 }
 
+// ExecOptions is what a bench command gets besides its arguments.
+type ExecOptions struct {
+	// Env is added to the command's environment (KEY=value). Secrets go
+	// here, never in the arguments: Docker records an exec's arguments in
+	// its event stream, and errors quote them.
+	Env []string
+}
+
 // Exec runs the bench CLI with args inside the bench's container, copying its
 // output to out. A non-zero exit is an *ExecError carrying the output's tail.
 func (r *Runtime) Exec(ctx context.Context, bench string, out io.Writer, args ...string) error {
+	return r.ExecWith(ctx, bench, out, ExecOptions{}, args...)
+}
+
+// ExecWith is Exec with options.
+func (r *Runtime) ExecWith(ctx context.Context, bench string, out io.Writer, opts ExecOptions, args ...string) error {
 	cmd := append(append([]string(nil), r.opts.Command...), args...)
 	created, err := r.cli.ExecCreate(ctx, ContainerName(bench), client.ExecCreateOptions{
 		User: fmt.Sprintf("%d:%d", Owner, Owner), AttachStdout: true, AttachStderr: true,
-		WorkingDir: benchDir, Cmd: cmd,
+		WorkingDir: benchDir, Cmd: cmd, Env: opts.Env,
 	})
 	if err != nil {
 		return fmt.Errorf("exec in %s: %w", ContainerName(bench), err)

@@ -89,6 +89,9 @@ type Options struct {
 	// Failure instead of resuming again (a job that kills the agent must not
 	// do so forever); DefaultMaxAttempts when zero.
 	MaxAttempts int
+	// Secrets are values never recorded as they are: replaced in step
+	// output, errors and results (the API token, offsite keys).
+	Secrets []string
 }
 
 // Queue runs jobs from its store. Its methods are safe for concurrent use.
@@ -102,6 +105,7 @@ type Queue struct {
 	logger      *slog.Logger
 	now         func() time.Time
 	client      *http.Client
+	secrets     *secrets
 
 	wake         chan struct{} // a job became Pending
 	wakeCallback chan struct{} // a job with a callback ended
@@ -116,6 +120,10 @@ type Queue struct {
 
 var errClosing = errors.New("queue closing")
 
+// AddSecrets adds values that jobs never record as they are, for secrets the
+// agent learns after Open.
+func (q *Queue) AddSecrets(values ...string) { q.secrets.add(values...) }
+
 // Open opens (or creates) the store and recovers it: jobs found Running are
 // set back to Pending to resume at their first step not done, or end Failure
 // "interrupted" when their type is not resumable or unknown, or they already
@@ -128,10 +136,12 @@ func Open(ctx context.Context, opts Options) (*Queue, error) {
 		logger:       opts.Logger,
 		now:          opts.Now,
 		client:       opts.CallbackClient,
+		secrets:      &secrets{},
 		wake:         make(chan struct{}, 1),
 		wakeCallback: make(chan struct{}, 1),
 		running:      map[string]context.CancelCauseFunc{},
 	}
+	q.secrets.add(opts.Secrets...)
 	for _, t := range opts.Types {
 		if t.Name == "" || t.Steps == nil {
 			return nil, fmt.Errorf("job type %q: a name and Steps are required", t.Name)

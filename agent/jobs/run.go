@@ -22,6 +22,7 @@ type Run struct {
 	request json.RawMessage
 	attempt int
 	out     *tail
+	secrets *secrets
 
 	mu     sync.Mutex
 	result json.RawMessage
@@ -51,6 +52,11 @@ func (r *Run) Log(format string, args ...any) {
 	io.WriteString(r.out, s)
 }
 
+// Secret registers values the job never records as they are: from now on
+// they are replaced in its steps' output, errors and result. Call it as soon
+// as a step handles a secret (a site's database password).
+func (r *Run) Secret(values ...string) { r.secrets.add(values...) }
+
 // SetResult sets the job's result data to v as JSON, saved at once so a
 // later step, and a resumed job, have it.
 func (r *Run) SetResult(v any) error {
@@ -58,6 +64,7 @@ func (r *Run) SetResult(v any) error {
 	if err != nil {
 		return fmt.Errorf("set result of job %s: %w", r.id, err)
 	}
+	b = []byte(r.secrets.redact(string(b)))
 	if _, err := r.q.w.ExecContext(context.Background(), `UPDATE jobs SET result = ? WHERE seq = ?`, b, r.seq); err != nil {
 		return fmt.Errorf("set result of job %s: %w", r.id, err)
 	}

@@ -149,8 +149,14 @@ func (q *Queue) run(ctx context.Context, c *claimed) {
 		cancel(errCancelled)
 	}
 
+	sec := q.secrets.child()
 	end := func(e ending) {
 		e.seq, e.typ = c.seq, c.typ
+		e.err, e.stepErr = sec.redact(e.err), sec.redact(e.stepErr)
+		if e.output != nil {
+			o := sec.redact(*e.output)
+			e.output = &o
+		}
 		if err := q.write(wctx, func(tx *sql.Tx) error { return q.endJob(wctx, tx, e) }); err != nil {
 			logger.Error("end job; it resumes on the next start", "err", err)
 			return
@@ -200,10 +206,11 @@ func (q *Queue) run(ctx context.Context, c *claimed) {
 			logger.Error("start step; the job resumes on the next start", "step", st.Name, "err", err)
 			return
 		}
-		r := &Run{q: q, seq: c.seq, id: c.id, request: c.request, attempt: attempt, out: out, result: result}
+		r := &Run{q: q, seq: c.seq, id: c.id, request: c.request, attempt: attempt, out: out, result: result, secrets: sec}
 		err := q.runStep(jobCtx, st, r, i)
 		result = r.currentResult()
 		output, _ := out.take()
+		output = sec.redact(output)
 
 		if err == nil {
 			if _, err := q.w.ExecContext(wctx, `UPDATE steps SET status = ?, ended_at = ?, output = ? WHERE job_seq = ? AND idx = ?`,
@@ -255,7 +262,7 @@ func (q *Queue) runStep(ctx context.Context, st Step, r *Run, idx int) error {
 		case <-flush.C:
 			if output, dirty := r.out.take(); dirty {
 				if _, err := q.w.ExecContext(context.WithoutCancel(ctx), `UPDATE steps SET output = ? WHERE job_seq = ? AND idx = ?`,
-					output, r.seq, idx); err != nil {
+					r.secrets.redact(output), r.seq, idx); err != nil {
 					q.logger.Warn("save step output", "job", r.id, "step", st.Name, "err", err)
 				}
 			}

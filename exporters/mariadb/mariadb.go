@@ -65,6 +65,7 @@ type Collector struct {
 	variables *globalVariables
 	databases *databaseSizes
 	upDesc    *prometheus.Desc
+	connErrs  *connectErrors
 	// How many metrics the last scrape sent, to size the next one's slice.
 	// Scrapes are single-flight: one at a time.
 	lastMetrics int
@@ -164,6 +165,7 @@ func New(logger *slog.Logger, opts Options) (*Collector, error) {
 		variables: variables,
 		databases: newDatabaseSizes(logger, db, opts.QueryTimeout, databasesTimeout(opts.DatabasesInterval)),
 		upDesc:    prometheus.NewDesc("mysql_up", "Whether the MariaDB server answered the exporter's queries (1) or not (0).", nil, nil),
+		connErrs:  newConnectErrors(),
 		stopped:   make(chan struct{}),
 	}
 	return c, nil
@@ -315,13 +317,17 @@ func (c *Collector) scrape(ctx context.Context) ([]prometheus.Metric, error) {
 	emit := func(m prometheus.Metric) { metrics = append(metrics, m) }
 	answered, err := c.query(ctx, emit)
 	if !answered {
-		err = fmt.Errorf("mariadb: connect to %s as %s: %w", c.addr, c.user, err)
-		c.markDown(err)
+		reason := c.connErrs.add(err)
+		err = fmt.Errorf("mariadb: connect to %s as %s (%s): %w", c.addr, c.user, reason, err)
+		c.markDown(err, reason)
 		c.variables.invalidate() // the server may come back restarted, with other settings
-		return []prometheus.Metric{prometheus.MustNewConstMetric(c.upDesc, prometheus.GaugeValue, 0)}, err
+		down := []prometheus.Metric{prometheus.MustNewConstMetric(c.upDesc, prometheus.GaugeValue, 0)}
+		c.connErrs.collect(func(m prometheus.Metric) { down = append(down, m) })
+		return down, err
 	}
 	c.markUp()
 	emit(prometheus.MustNewConstMetric(c.upDesc, prometheus.GaugeValue, 1))
+	c.connErrs.collect(emit)
 	c.databases.collect(emit)
 	c.lastMetrics = len(metrics)
 	if err != nil {
@@ -426,7 +432,7 @@ func (c *Collector) runBatch(ctx context.Context, conn *sql.Conn, batch []scrape
 }
 
 // markDown logs once when the server stops answering.
-func (c *Collector) markDown(err error) {
+func (c *Collector) markDown(err error, reason string) {
 	c.stateMu.Lock()
 	defer c.stateMu.Unlock()
 	if c.state == stateDown {
@@ -434,7 +440,7 @@ func (c *Collector) markDown(err error) {
 	}
 	c.state = stateDown
 	c.downSince = time.Now()
-	c.logger.Warn("mariadb is down; reporting mysql_up 0 until it answers again", "addr", c.addr, "err", err)
+	c.logger.Warn("mariadb is down; reporting mysql_up 0 until it answers again", "addr", c.addr, "reason", reason, "err", err)
 }
 
 // markUp logs the first contact and the recovery after a failure.

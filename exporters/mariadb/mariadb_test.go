@@ -220,12 +220,13 @@ func TestUpdate_ServerStoppedMidTest_ReportsDownThenRecoversWithSameCollector(t 
 
 	require.NoError(t, srv.Stop())
 	t.Cleanup(func() { _ = srv.Start() }) // leave the shared server running even if this test fails
-	for range 3 {
+	for i := range 3 {
 		f, err = scrape(t, c)
 		require.Error(t, err)
 		require.Contains(t, err.Error(), srv.Addr())
 		require.Equal(t, 0.0, f.value(t, "mysql_up"))
-		require.Len(t, f, 1, "only mysql_up while the server is down")
+		require.Equal(t, float64(i+1), f.value(t, "hybrid_mariadb_connect_errors_total", "reason", "unreachable"))
+		require.Len(t, f, 2, "only mysql_up and the connect errors while the server is down")
 	}
 	require.Equal(t, 1, strings.Count(logs.String(), "mariadb is down"), "one line when it goes down, not one per scrape:\n%s", logs)
 
@@ -252,6 +253,11 @@ func TestUpdate_WrongPassword_ReportsAccessDeniedWithoutLeakingPassword(t *testi
 	require.Contains(t, err.Error(), "Access denied for user 'hybrid_exporter_pw'")
 	require.Equal(t, 0.0, f.value(t, "mysql_up"))
 	require.Contains(t, logs.String(), "Access denied")
+	// The server is up and refuses the login: a reason the rules tell from
+	// "down", so this warns instead of paging that every site fails.
+	require.Equal(t, 1.0, f.value(t, "hybrid_mariadb_connect_errors_total", "reason", "access_denied"))
+	require.Equal(t, 0.0, f.value(t, "hybrid_mariadb_connect_errors_total", "reason", "unreachable"))
+	require.Contains(t, err.Error(), "(access_denied)")
 	for _, secret := range []string{wrong, "the-right-password"} {
 		require.NotContains(t, err.Error(), secret)
 		require.NotContains(t, logs.String(), secret)
@@ -267,6 +273,8 @@ func TestUpdate_NothingListening_ReportsDownAndNewStillSucceeds(t *testing.T) {
 
 	require.ErrorContains(t, err, "127.0.0.1:1")
 	require.Equal(t, 0.0, f.value(t, "mysql_up"))
+	require.Equal(t, 1.0, f.value(t, "hybrid_mariadb_connect_errors_total", "reason", "unreachable"))
+	require.Equal(t, 0.0, f.value(t, "hybrid_mariadb_connect_errors_total", "reason", "access_denied"))
 }
 
 func TestUpdate_TenConcurrentCalls_ShareOneQuerySet(t *testing.T) {

@@ -64,7 +64,7 @@ func (t *procTree) open(pid int, containerID string) error {
 }
 
 // add takes root's descendants and the members of its process group, which
-// may have outlived their parent.
+// may have outlived their parent. Each is checked to be in the container.
 func (t *procTree) add(root int, containerID string) {
 	children := map[int][]int{}
 	var group []int
@@ -84,6 +84,13 @@ func (t *procTree) add(root int, containerID string) {
 		}
 	}
 	queue := append([]int{root}, group...)
+	if fd, ok := t.fds[root]; ok && exited(fd) {
+		// Its pid may have been reused: what is now its child is not the
+		// command's. Its process group cannot have been: the kernel keeps a
+		// group's id while the group has members. (runc makes an exec's
+		// process the leader of its own session and group.)
+		queue = group
+	}
 	seen := map[int]bool{}
 	for len(queue) > 0 {
 		pid := queue[0]

@@ -257,10 +257,7 @@ func (r *Runtime) Start(ctx context.Context, c Config) error {
 // and returns its id.
 func (r *Runtime) create(ctx context.Context, c Config) (string, error) {
 	webPort := network.MustParsePort(strconv.Itoa(r.opts.WebPort) + "/tcp")
-	res := resources(c.Limits)
-	if res.Memory == 0 && r.opts.MemoryBytes > 0 {
-		res.Memory, res.MemorySwap = r.opts.MemoryBytes, r.opts.MemoryBytes
-	}
+	res := r.resources(c.Limits)
 	if r.opts.PidsLimit > 0 {
 		res.PidsLimit = &r.opts.PidsLimit
 	}
@@ -304,11 +301,15 @@ func (r *Runtime) create(ctx context.Context, c Config) (string, error) {
 	return created.ID, nil
 }
 
-func resources(l agentapi.Limits) container.Resources {
+// resources are a bench's limits: the request's, with the default memory
+// limit when it sets none.
+func (r *Runtime) resources(l agentapi.Limits) container.Resources {
 	var res container.Resources
 	if l.MemoryBytes > 0 {
 		res.Memory = l.MemoryBytes
 		res.MemorySwap = l.MemoryBytes
+	} else if r.opts.MemoryBytes > 0 {
+		res.Memory, res.MemorySwap = r.opts.MemoryBytes, r.opts.MemoryBytes
 	}
 	if l.CPUs > 0 {
 		res.NanoCPUs = int64(l.CPUs * 1e9)
@@ -339,7 +340,7 @@ func (r *Runtime) SetLimits(ctx context.Context, bench string, limits agentapi.L
 	if err != nil {
 		return fmt.Errorf("set limits of bench %s: %w", bench, err)
 	}
-	res := resources(limits)
+	res := r.resources(limits)
 	if _, err := r.cli.ContainerUpdate(ctx, ctr.ID, client.ContainerUpdateOptions{Resources: &res}); err != nil {
 		return fmt.Errorf("update limits of %s: %w", ContainerName(bench), err)
 	}

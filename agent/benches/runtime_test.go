@@ -186,6 +186,17 @@ func TestStart_NewContainer_HasSafeDefaultsAndServes(t *testing.T) {
 			var execErr *ExecError
 			require.ErrorAs(t, err, &execErr, "a site that does not exist fails as a bench command, not as an exec")
 
+			// Limits set later without memory fall back to the default too.
+			require.NoError(t, rt.SetLimits(ctx, bench, agentapi.Limits{MemoryBytes: 300 << 20}))
+			require.NoError(t, rt.SetLimits(ctx, bench, agentapi.Limits{}))
+			res, err = cli.ContainerInspect(ctx, ContainerName(bench), client.ContainerInspectOptions{})
+			require.NoError(t, err)
+			defaultMemory := opts.MemoryBytes
+			if defaultMemory == 0 {
+				defaultMemory = DefaultMemoryBytes
+			}
+			require.Equal(t, defaultMemory, res.Container.HostConfig.Memory)
+
 			require.NoError(t, rt.Remove(ctx, bench))
 			_, err = cli.ContainerInspect(ctx, ContainerName(bench), client.ContainerInspectOptions{})
 			require.Error(t, err, "Remove left the agent's own container")

@@ -135,6 +135,9 @@ func (r *Runtime) ExecWith(ctx context.Context, bench string, out io.Writer, opt
 		return x.cancelled(ctx)
 	}
 	if err != nil {
+		if endErr := x.end(context.WithoutCancel(ctx)); endErr != nil {
+			return fmt.Errorf("exec in %s: %w; %w", name, err, endErr)
+		}
 		return fmt.Errorf("exec in %s: %w", name, err)
 	}
 	if inspect.ExitCode != 0 {

@@ -277,3 +277,12 @@ func TestTailBuffer_HugeOutput_KeepsOnlyLast4KiB(t *testing.T) {
 	require.True(t, strings.HasSuffix(tail.String(), "the end"))
 	require.True(t, tail.cut)
 }
+
+func TestOpenTree_ProcessNotTheContainers_RefusedAsMayStillRun(t *testing.T) {
+	// The test's own process stands for a pid that, seen from an agent in
+	// another pid namespace, belongs to something else.
+	_, err := openTree(os.Getpid(), strings.Repeat("ab", 32))
+	require.ErrorContains(t, err, "is not visible to the agent as a process of container abababababab")
+	_, err = openTree(0, strings.Repeat("ab", 32))
+	require.ErrorContains(t, err, "no process id")
+}

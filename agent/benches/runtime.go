@@ -1,12 +1,10 @@
 package benches
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"net"
 	"net/netip"
@@ -16,7 +14,6 @@ import (
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
-	"github.com/moby/moby/api/pkg/stdcopy"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/client"
@@ -43,7 +40,37 @@ type Options struct {
 	// ExtraHosts are added to each container's /etc/hosts, e.g.
 	// "host.docker.internal:host-gateway" so benches reach the host's MariaDB.
 	ExtraHosts []string
+
+	// KillGrace is how long a bench command whose job was cancelled or
+	// timed out gets between SIGTERM and SIGKILL (default 10 s).
+	KillGrace time.Duration
+
+	// The rest are the bench containers' safe defaults, set when a
+	// container is created: a bench runs code the agent does not control.
+
+	// PidsLimit caps a container's processes (default 4096; -1: no cap).
+	PidsLimit int64
+	// MemoryBytes is a container's memory limit when its request sets none
+	// (default 2 GiB; -1: no limit).
+	MemoryBytes int64
+	// CapAdd are the capabilities a container keeps; all others are
+	// dropped. A bench runs as 1000:1000 and serves on a high port, so it
+	// needs none (the default).
+	CapAdd []string
+	// LogMaxSize and LogMaxFiles rotate a container's json-file log
+	// (defaults "10m" and 3).
+	LogMaxSize  string
+	LogMaxFiles int
 }
+
+// Defaults of Options.
+const (
+	DefaultKillGrace   = 10 * time.Second
+	DefaultPidsLimit   = 4096
+	DefaultMemoryBytes = 2 << 30
+	DefaultLogMaxSize  = "10m"
+	DefaultLogMaxFiles = 3
+)
 
 // Runtime creates and drives bench containers.
 type Runtime struct {
@@ -61,6 +88,21 @@ func New(cli *client.Client, opts Options) *Runtime {
 	}
 	if opts.WebPort == 0 {
 		opts.WebPort = 8000
+	}
+	if opts.KillGrace <= 0 {
+		opts.KillGrace = DefaultKillGrace
+	}
+	if opts.PidsLimit == 0 {
+		opts.PidsLimit = DefaultPidsLimit
+	}
+	if opts.MemoryBytes == 0 {
+		opts.MemoryBytes = DefaultMemoryBytes
+	}
+	if opts.LogMaxSize == "" {
+		opts.LogMaxSize = DefaultLogMaxSize
+	}
+	if opts.LogMaxFiles <= 0 {
+		opts.LogMaxFiles = DefaultLogMaxFiles
 	}
 	return &Runtime{cli: cli, opts: opts}
 }
@@ -171,30 +213,69 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
+// ErrNotOurs is a container that has a bench's container name but not the
+// agent's label with the bench's name: someone else's, left alone.
+var ErrNotOurs = errors.New("not the agent's bench")
+
+// owned inspects the bench's container, refusing one the agent did not
+// create: a container is adopted, restarted, changed or removed only when it
+// carries the agent's label with the bench's name. A missing container is an
+// error for which cerrdefs.IsNotFound is true.
+func (r *Runtime) owned(ctx context.Context, bench string) (container.InspectResponse, error) {
+	name := ContainerName(bench)
+	res, err := r.cli.ContainerInspect(ctx, name, client.ContainerInspectOptions{})
+	if err != nil {
+		return container.InspectResponse{}, fmt.Errorf("inspect container %s: %w", name, err)
+	}
+	ctr := res.Container
+	if ctr.Config == nil || ctr.Config.Labels[r.opts.Label] != bench {
+		return container.InspectResponse{}, fmt.Errorf("container %s exists but is %w %s: refusing to touch it", name, ErrNotOurs, bench)
+	}
+	return ctr, nil
+}
+
 // Start creates the bench's container when it does not exist, and starts it.
-// Idempotent.
+// Idempotent. A container of that name that is not the agent's is refused.
 func (r *Runtime) Start(ctx context.Context, c Config) error {
 	name := ContainerName(c.Name)
-	_, err := r.cli.ContainerInspect(ctx, name, client.ContainerInspectOptions{})
+	ctr, err := r.owned(ctx, c.Name)
+	id := ctr.ID
 	if cerrdefs.IsNotFound(err) {
-		if err := r.create(ctx, c); err != nil {
+		if id, err = r.create(ctx, c); err != nil {
 			return err
 		}
 	} else if err != nil {
-		return fmt.Errorf("inspect container %s: %w", name, err)
+		return err
 	}
-	if _, err := r.cli.ContainerStart(ctx, name, client.ContainerStartOptions{}); err != nil {
+	if _, err := r.cli.ContainerStart(ctx, id, client.ContainerStartOptions{}); err != nil {
 		return fmt.Errorf("start container %s: %w", name, err)
 	}
 	return nil
 }
 
-func (r *Runtime) create(ctx context.Context, c Config) error {
+// create makes the bench's container with the safe defaults (see Options)
+// and returns its id.
+func (r *Runtime) create(ctx context.Context, c Config) (string, error) {
 	webPort := network.MustParsePort(strconv.Itoa(r.opts.WebPort) + "/tcp")
+	res := r.resources(c.Limits)
+	if r.opts.PidsLimit > 0 {
+		res.PidsLimit = &r.opts.PidsLimit
+	}
 	hc := &container.HostConfig{
 		RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyUnlessStopped},
-		Resources:     resources(c.Limits),
+		Resources:     res,
 		ExtraHosts:    r.opts.ExtraHosts,
+		// The bench runs customers' code: no way to gain privileges, no
+		// capabilities beyond the listed ones, a log that cannot fill the
+		// disk. Its root filesystem stays writable: benches write there.
+		Privileged:     false,
+		ReadonlyRootfs: false,
+		SecurityOpt:    []string{"no-new-privileges:true"},
+		CapDrop:        []string{"ALL"},
+		CapAdd:         r.opts.CapAdd,
+		LogConfig: container.LogConfig{Type: "json-file", Config: map[string]string{
+			"max-size": r.opts.LogMaxSize, "max-file": strconv.Itoa(r.opts.LogMaxFiles),
+		}},
 		Binds: []string{
 			r.SitesDir(c.Name) + ":" + benchDir + "/sites",
 			filepath.Join(r.Dir(c.Name), "logs") + ":" + benchDir + "/logs",
@@ -202,7 +283,7 @@ func (r *Runtime) create(ctx context.Context, c Config) error {
 	}
 	hc.PortBindings = network.PortMap{webPort: {{HostIP: netip.MustParseAddr("127.0.0.1"), HostPort: strconv.Itoa(c.Port)}}}
 	cmd := append(append([]string(nil), r.opts.Command...), "serve", "--port", strconv.Itoa(r.opts.WebPort))
-	_, err := r.cli.ContainerCreate(ctx, client.ContainerCreateOptions{
+	created, err := r.cli.ContainerCreate(ctx, client.ContainerCreateOptions{
 		Name: ContainerName(c.Name),
 		Config: &container.Config{
 			Image:        c.Image,
@@ -215,16 +296,20 @@ func (r *Runtime) create(ctx context.Context, c Config) error {
 		HostConfig: hc,
 	})
 	if err != nil {
-		return fmt.Errorf("create container %s: %w", ContainerName(c.Name), err)
+		return "", fmt.Errorf("create container %s: %w", ContainerName(c.Name), err)
 	}
-	return nil
+	return created.ID, nil
 }
 
-func resources(l agentapi.Limits) container.Resources {
+// resources are a bench's limits: the request's, with the default memory
+// limit when it sets none.
+func (r *Runtime) resources(l agentapi.Limits) container.Resources {
 	var res container.Resources
 	if l.MemoryBytes > 0 {
 		res.Memory = l.MemoryBytes
 		res.MemorySwap = l.MemoryBytes
+	} else if r.opts.MemoryBytes > 0 {
+		res.Memory, res.MemorySwap = r.opts.MemoryBytes, r.opts.MemoryBytes
 	}
 	if l.CPUs > 0 {
 		res.NanoCPUs = int64(l.CPUs * 1e9)
@@ -234,8 +319,12 @@ func resources(l agentapi.Limits) container.Resources {
 
 // Restart restarts the bench's container.
 func (r *Runtime) Restart(ctx context.Context, bench string) error {
+	ctr, err := r.owned(ctx, bench)
+	if err != nil {
+		return fmt.Errorf("restart bench %s: %w", bench, err)
+	}
 	timeout := 30
-	if _, err := r.cli.ContainerRestart(ctx, ContainerName(bench), client.ContainerRestartOptions{Timeout: &timeout}); err != nil {
+	if _, err := r.cli.ContainerRestart(ctx, ctr.ID, client.ContainerRestartOptions{Timeout: &timeout}); err != nil {
 		return fmt.Errorf("restart container %s: %w", ContainerName(bench), err)
 	}
 	return nil
@@ -247,8 +336,12 @@ func (r *Runtime) SetLimits(ctx context.Context, bench string, limits agentapi.L
 	if err != nil {
 		return err
 	}
-	res := resources(limits)
-	if _, err := r.cli.ContainerUpdate(ctx, ContainerName(bench), client.ContainerUpdateOptions{Resources: &res}); err != nil {
+	ctr, err := r.owned(ctx, bench)
+	if err != nil {
+		return fmt.Errorf("set limits of bench %s: %w", bench, err)
+	}
+	res := r.resources(limits)
+	if _, err := r.cli.ContainerUpdate(ctx, ctr.ID, client.ContainerUpdateOptions{Resources: &res}); err != nil {
 		return fmt.Errorf("update limits of %s: %w", ContainerName(bench), err)
 	}
 	c.Limits = limits
@@ -256,9 +349,17 @@ func (r *Runtime) SetLimits(ctx context.Context, bench string, limits agentapi.L
 	return atomicfile.WriteFile(r.configPath(bench), append(data, '\n'), 0o644)
 }
 
-// Remove stops and removes the bench's container. Idempotent.
+// Remove stops and removes the bench's container. Idempotent. A container of
+// that name that is not the agent's is refused, not removed.
 func (r *Runtime) Remove(ctx context.Context, bench string) error {
-	_, err := r.cli.ContainerRemove(ctx, ContainerName(bench), client.ContainerRemoveOptions{Force: true})
+	ctr, err := r.owned(ctx, bench)
+	if cerrdefs.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("remove bench %s: %w", bench, err)
+	}
+	_, err = r.cli.ContainerRemove(ctx, ctr.ID, client.ContainerRemoveOptions{Force: true})
 	if err != nil && !cerrdefs.IsNotFound(err) {
 		return fmt.Errorf("remove container %s: %w", ContainerName(bench), err)
 	}
@@ -282,74 +383,3 @@ func (r *Runtime) Archive(bench string, now time.Time) (string, error) {
 	}
 	return dst, nil
 }
-
-// ExecError is a bench command that exited non-zero.
-type ExecError struct {
-	Args     []string
-	ExitCode int
-	Output   string // the tail of what it printed
-}
-
-func (e *ExecError) Error() string {
-	return fmt.Sprintf("bench command %v exited %d: %s", e.Args, e.ExitCode, e.Output)
-}
-
-// ExecOptions is what a bench command gets besides its arguments.
-type ExecOptions struct {
-	// Env is added to the command's environment (KEY=value). Secrets go
-	// here, never in the arguments: Docker records an exec's arguments in
-	// its event stream, and errors quote them.
-	Env []string
-}
-
-// Exec runs the bench CLI with args inside the bench's container, copying its
-// output to out. A non-zero exit is an *ExecError carrying the output's tail.
-func (r *Runtime) Exec(ctx context.Context, bench string, out io.Writer, args ...string) error {
-	return r.ExecWith(ctx, bench, out, ExecOptions{}, args...)
-}
-
-// ExecWith is Exec with options.
-func (r *Runtime) ExecWith(ctx context.Context, bench string, out io.Writer, opts ExecOptions, args ...string) error {
-	cmd := append(append([]string(nil), r.opts.Command...), args...)
-	created, err := r.cli.ExecCreate(ctx, ContainerName(bench), client.ExecCreateOptions{
-		User: fmt.Sprintf("%d:%d", Owner, Owner), AttachStdout: true, AttachStderr: true,
-		WorkingDir: benchDir, Cmd: cmd, Env: opts.Env,
-	})
-	if err != nil {
-		return fmt.Errorf("exec in %s: %w", ContainerName(bench), err)
-	}
-	attached, err := r.cli.ExecAttach(ctx, created.ID, client.ExecAttachOptions{})
-	if err != nil {
-		return fmt.Errorf("exec in %s: %w", ContainerName(bench), err)
-	}
-	defer attached.Close()
-	var tail tailBuffer
-	w := io.MultiWriter(out, &tail)
-	if _, err := stdcopy.StdCopy(w, w, attached.Reader); err != nil && ctx.Err() == nil {
-		return fmt.Errorf("exec in %s: read output: %w", ContainerName(bench), err)
-	}
-	if ctx.Err() != nil {
-		return ctx.Err()
-	}
-	inspect, err := r.cli.ExecInspect(ctx, created.ID, client.ExecInspectOptions{})
-	if err != nil {
-		return fmt.Errorf("exec in %s: %w", ContainerName(bench), err)
-	}
-	if inspect.ExitCode != 0 {
-		return &ExecError{Args: args, ExitCode: inspect.ExitCode, Output: tail.String()}
-	}
-	return nil
-}
-
-// tailBuffer keeps the last 4 KiB written to it.
-type tailBuffer struct{ b []byte }
-
-func (t *tailBuffer) Write(p []byte) (int, error) {
-	t.b = append(t.b, p...)
-	if len(t.b) > 4096 {
-		t.b = t.b[len(t.b)-4096:]
-	}
-	return len(p), nil
-}
-
-func (t *tailBuffer) String() string { return string(bytes.TrimSpace(t.b)) }

@@ -5,6 +5,11 @@
 //	burner burn      spin one CPU until killed
 //	burner alloc     allocate and touch memory in a loop until killed (or OOM-killed)
 //	burner exit N    exit at once with status N
+//	burner tick FILE [--ignore-term] [--close-output] [--child]
+//	                 append a line to FILE every 100 ms until SIGTERM or SIGINT;
+//	                 --ignore-term ignores SIGTERM (only SIGKILL ends it),
+//	                 --close-output closes stdout and stderr first, --child
+//	                 also starts a copy of itself ticking FILE.child
 package main
 
 import (
@@ -12,6 +17,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"os/signal"
 	"strconv"
 	"syscall"
@@ -24,7 +30,7 @@ func main() {
 	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
 }
 
-const usage = "usage: burner idle | burn | alloc | exit N"
+const usage = "usage: burner idle | burn | alloc | exit N | tick FILE [--ignore-term] [--close-output] [--child]"
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
@@ -55,6 +61,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 		return n
+	case "tick":
+		return tick(ctx, args[1:], stdout, stderr)
 	default:
 		fmt.Fprintf(stderr, "burner: unknown mode %q\n%s\n", args[0], usage)
 		return 2
@@ -94,5 +102,64 @@ func alloc(ctx context.Context, stdout io.Writer) {
 			fmt.Fprintf(stdout, "burner: holding %d MiB\n", len(held)*chunk>>20)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// tick stands for a long bench command (a backup writing its files): it
+// appends to a file every 100 ms, so a test can tell whether it still runs.
+func tick(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprintln(stderr, usage)
+		return 2
+	}
+	file := args[0]
+	var ignoreTerm, closeOutput, child bool
+	for _, a := range args[1:] {
+		switch a {
+		case "--ignore-term":
+			ignoreTerm = true
+		case "--close-output":
+			closeOutput = true
+		case "--child":
+			child = true
+		default:
+			fmt.Fprintf(stderr, "burner: tick: unknown option %q\n%s\n", a, usage)
+			return 2
+		}
+	}
+	if ignoreTerm {
+		signal.Ignore(syscall.SIGTERM)
+	}
+	f, err := os.OpenFile(file, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		fmt.Fprintf(stderr, "burner: tick: %v\n", err)
+		return 1
+	}
+	defer f.Close()
+	if child {
+		childArgs := []string{"tick", file + ".child"}
+		if ignoreTerm {
+			childArgs = append(childArgs, "--ignore-term")
+		}
+		cmd := exec.Command("/proc/self/exe", childArgs...)
+		if err := cmd.Start(); err != nil {
+			fmt.Fprintf(stderr, "burner: tick: start child: %v\n", err)
+			return 1
+		}
+	}
+	fmt.Fprintf(stdout, "burner: ticking into %s\n", file)
+	if closeOutput {
+		os.Stdout.Close()
+		os.Stderr.Close()
+	}
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	for n := 1; ; n++ {
+		select {
+		case <-ctx.Done():
+			return 0
+		case <-t.C:
+			fmt.Fprintf(f, "tick %d\n", n)
+		}
 	}
 }

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 )
@@ -15,7 +17,7 @@ func TestRun_ExitN_ReturnsN(t *testing.T) {
 }
 
 func TestRun_BadArguments_ReturnUsageStatus(t *testing.T) {
-	for _, args := range [][]string{nil, {"dance"}, {"exit"}, {"exit", "x"}, {"exit", "300"}} {
+	for _, args := range [][]string{nil, {"dance"}, {"exit"}, {"exit", "x"}, {"exit", "300"}, {"tick"}, {"tick", "f", "--fast"}} {
 		var out, errOut bytes.Buffer
 		if got := run(context.Background(), args, &out, &errOut); got != 2 {
 			t.Errorf("burner %v returned %d, want 2", args, got)
@@ -42,5 +44,21 @@ func TestRun_IdleAndBurn_ReturnZeroWhenSignalled(t *testing.T) {
 				t.Fatalf("burner %s did not return after its context ended", mode)
 			}
 		})
+	}
+}
+
+func TestRun_Tick_AppendsEvery100msUntilSignalled(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "tick.log")
+	ctx, cancel := context.WithTimeout(context.Background(), 550*time.Millisecond)
+	defer cancel()
+	if got := run(ctx, []string{"tick", file}, &bytes.Buffer{}, &bytes.Buffer{}); got != 0 {
+		t.Fatalf("burner tick returned %d after cancel, want 0", got)
+	}
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := bytes.Count(data, []byte("\n")); n < 3 || n > 6 {
+		t.Errorf("burner tick wrote %d lines in 550 ms, want about 5:\n%s", n, data)
 	}
 }

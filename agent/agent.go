@@ -53,7 +53,7 @@ func New(cfg Config, logger *slog.Logger) (*Agent, error) {
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
-		exporters.NewSet(logger, cfg.CollectorTimeout, set.collectors),
+		exporters.NewSet(logger, cfg.CollectorTimeout, set.collectors, exporters.AlsoAsNode(set.nodeNames...)),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)

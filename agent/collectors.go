@@ -24,6 +24,9 @@ type background interface {
 type collectorSet struct {
 	collectors map[string]exporters.Collector
 	background []background
+	// nodeNames are the host collectors also reported under node_exporter's
+	// node_scrape_collector_* names.
+	nodeNames []string
 }
 
 // ops, when the job API is enabled, adds the agent-jobs collector.
@@ -38,7 +41,9 @@ func buildCollectors(cfg Config, logger *slog.Logger, ops *operations) (*collect
 	}
 
 	if cfg.Host.Enabled {
-		h, err := host.New(logger.With("collector", "host"), host.Options{
+		// Each host collector logs with its own name (collector=netdev), so
+		// the package's logger carries none.
+		h, err := host.New(logger, host.Options{
 			ProcFS:               cfg.Host.ProcFS,
 			SysFS:                cfg.Host.SysFS,
 			RootFS:               cfg.Host.RootFS,
@@ -47,11 +52,13 @@ func buildCollectors(cfg Config, logger *slog.Logger, ops *operations) (*collect
 			MariaDBDataDir:       cfg.Host.MariaDBDataDir,
 			DirectoryInterval:    cfg.Host.DirectoryInterval,
 			ProcessesMinInterval: cfg.Host.ProcessesMinInterval,
+			TextfileDirectory:    cfg.Host.TextfileDirectory,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("host collectors: %w", err)
 		}
 		set.background = append(set.background, h)
+		set.nodeNames = h.NodeCollectorNames()
 		for name, c := range h.Collectors() {
 			if err := add(name, c); err != nil {
 				return nil, err

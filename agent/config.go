@@ -102,6 +102,10 @@ type HostConfig struct {
 	// ProcessesMinInterval is the least time between two reads of every
 	// process (per-user process metrics); sooner scrapes get the last read.
 	ProcessesMinInterval time.Duration `yaml:"processes_min_interval"`
+	// TextfileDirectory holds *.prom files that the textfile collector
+	// exports (cron jobs, scripts); default Debian's
+	// /var/lib/prometheus/node-exporter.
+	TextfileDirectory string `yaml:"textfile_directory"`
 }
 
 // MariaDBConfig configures the MariaDB collector.

@@ -26,6 +26,10 @@ type Set struct {
 
 	successDesc  *prometheus.Desc
 	durationDesc *prometheus.Desc
+	// node names the collectors also reported under node_exporter's
+	// node_scrape_collector_* names.
+	node                              map[string]bool
+	nodeSuccessDesc, nodeDurationDesc *prometheus.Desc
 
 	mu       sync.Mutex
 	lastErrs map[string]string // last error logged per collector, so a lasting failure is logged once
@@ -33,14 +37,29 @@ type Set struct {
 
 var _ prometheus.Collector = (*Set)(nil)
 
+// SetOption changes a Set at NewSet.
+type SetOption func(*Set)
+
+// AlsoAsNode reports the success and duration of the named collectors under
+// node_exporter's names too (node_scrape_collector_success and
+// node_scrape_collector_duration_seconds), which dashboards built for
+// node_exporter ("Node Exporter Full") read.
+func AlsoAsNode(names ...string) SetOption {
+	return func(s *Set) {
+		for _, n := range names {
+			s.node[n] = true
+		}
+	}
+}
+
 // NewSet returns a Set running collectors, each with the given deadline.
-func NewSet(logger *slog.Logger, timeout time.Duration, collectors map[string]Collector) *Set {
+func NewSet(logger *slog.Logger, timeout time.Duration, collectors map[string]Collector, opts ...SetOption) *Set {
 	names := make([]string, 0, len(collectors))
 	for n := range collectors {
 		names = append(names, n)
 	}
 	sort.Strings(names)
-	return &Set{
+	s := &Set{
 		logger:     logger,
 		timeout:    timeout,
 		names:      names,
@@ -49,8 +68,17 @@ func NewSet(logger *slog.Logger, timeout time.Duration, collectors map[string]Co
 			"1 if the collector's last update succeeded within its deadline, 0 otherwise.", []string{"collector"}, nil),
 		durationDesc: prometheus.NewDesc("hybrid_exporter_collector_duration_seconds",
 			"Time the collector's last update took, capped at its deadline.", []string{"collector"}, nil),
+		nodeSuccessDesc: prometheus.NewDesc("node_scrape_collector_success",
+			"node_exporter: Whether a collector succeeded.", []string{"collector"}, nil),
+		nodeDurationDesc: prometheus.NewDesc("node_scrape_collector_duration_seconds",
+			"node_exporter: Duration of a collector scrape.", []string{"collector"}, nil),
+		node:     map[string]bool{},
 		lastErrs: map[string]string{},
 	}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
 }
 
 // Names lists the collectors in the set, sorted.
@@ -120,6 +148,10 @@ forward:
 	s.logResult(name, err, elapsed)
 	out <- prometheus.MustNewConstMetric(s.successDesc, prometheus.GaugeValue, success, name)
 	out <- prometheus.MustNewConstMetric(s.durationDesc, prometheus.GaugeValue, elapsed.Seconds(), name)
+	if s.node[name] {
+		out <- prometheus.MustNewConstMetric(s.nodeSuccessDesc, prometheus.GaugeValue, success, name)
+		out <- prometheus.MustNewConstMetric(s.nodeDurationDesc, prometheus.GaugeValue, elapsed.Seconds(), name)
+	}
 }
 
 // logResult logs a failure once when it starts (or its message changes) and

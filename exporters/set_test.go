@@ -95,3 +95,26 @@ func TestSet_Names_Sorted(t *testing.T) {
 	set := NewSet(slog.New(slog.DiscardHandler), time.Second, map[string]Collector{"b": okCollector(1), "a": okCollector(1)})
 	require.Equal(t, []string{"a", "b"}, set.Names())
 }
+
+func TestSet_AlsoAsNode_NamedCollectorsReportedUnderNodeExporterNamesToo(t *testing.T) {
+	set := NewSet(slog.New(slog.DiscardHandler), time.Second, map[string]Collector{
+		"cpu": okCollector(1),
+		"broken": funcCollector(func(context.Context, chan<- prometheus.Metric) error {
+			return errors.New("no such file")
+		}),
+		"mariadb": funcCollector(func(context.Context, chan<- prometheus.Metric) error { return nil }),
+	}, AlsoAsNode("cpu", "broken"))
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(set)
+
+	expected := `
+# HELP node_scrape_collector_success node_exporter: Whether a collector succeeded.
+# TYPE node_scrape_collector_success gauge
+node_scrape_collector_success{collector="broken"} 0
+node_scrape_collector_success{collector="cpu"} 1
+`
+	require.NoError(t, testutil.GatherAndCompare(reg, strings.NewReader(expected), "node_scrape_collector_success"))
+	n, err := testutil.GatherAndCount(reg, "node_scrape_collector_duration_seconds")
+	require.NoError(t, err)
+	require.Equal(t, 2, n, "one duration per node collector, none for mariadb")
+}

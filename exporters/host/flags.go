@@ -3,6 +3,7 @@ package host
 import (
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -61,7 +62,13 @@ func nodeArgs(opts Options) []string {
 		// mounts (/var/lib/docker/..., overlay, nsfs), so they stay.
 	}
 	if opts.NetdevFromProcFS {
-		args = append(args, "--no-collector.netdev.netlink")
+		args = append(args, "--no-collector.netdev.netlink", "--no-collector.arp.netlink")
+	}
+	// A textfile directory that does not exist would make every scrape log
+	// an error and report node_textfile_scrape_error 1: without one the
+	// collector reports 0 and reads nothing.
+	if st, err := os.Stat(opts.TextfileDirectory); err == nil && st.IsDir() {
+		args = append(args, "--collector.textfile.directory="+opts.TextfileDirectory)
 	}
 	for _, name := range opts.Collectors {
 		args = append(args, "--collector."+name)

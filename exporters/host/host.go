@@ -24,10 +24,16 @@ type Options struct {
 	// Collectors are the node_exporter collectors to run, by node_exporter's
 	// names; nil means DefaultCollectors().
 	Collectors []string
-	// NetdevFromProcFS makes the netdev collector read <ProcFS>/net/dev rather
-	// than ask the kernel over netlink (node_exporter's default). The series
-	// are the same; tests use it so that netdev reads their fixture.
+	// NetdevFromProcFS makes the netdev and arp collectors read
+	// <ProcFS>/net/dev and <ProcFS>/net/arp rather than ask the kernel over
+	// netlink (node_exporter's default). The series are the same; tests use
+	// it so that both read their fixture.
 	NetdevFromProcFS bool
+	// TextfileDirectory is where the textfile collector reads *.prom files
+	// that cron jobs and scripts drop; default DefaultTextfileDirectory.
+	// When it does not exist when the agent starts, the collector reports
+	// only node_textfile_scrape_error 0.
+	TextfileDirectory string
 
 	// Root is the server root, with benches/ and archived/ under it;
 	// default /home/frappe.
@@ -47,11 +53,16 @@ type Options struct {
 // none; doc.go says why these. A new slice on each call.
 func DefaultCollectors() []string {
 	return []string{
-		"conntrack", "cpu", "diskstats", "filefd", "filesystem", "loadavg", "mdadm",
-		"meminfo", "netclass", "netdev", "netstat", "os", "pressure", "sockstat",
-		"stat", "time", "timex", "uname", "vmstat",
+		"arp", "conntrack", "cpu", "diskstats", "entropy", "filefd", "filesystem", "loadavg", "mdadm",
+		"meminfo", "netclass", "netdev", "netstat", "os", "pressure", "sockstat", "softnet",
+		"stat", "textfile", "time", "timex", "udp_queues", "uname", "vmstat",
 	}
 }
+
+// DefaultTextfileDirectory is Debian's node_exporter textfile directory,
+// where prometheus-node-exporter-collectors and operators' scripts already
+// write.
+const DefaultTextfileDirectory = "/var/lib/prometheus/node-exporter"
 
 // Names of the collectors this package adds to node_exporter's.
 const (
@@ -91,6 +102,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Root == "" {
 		o.Root = "/home/frappe"
+	}
+	if o.TextfileDirectory == "" {
+		o.TextfileDirectory = DefaultTextfileDirectory
 	}
 	if o.MariaDBDataDir == "" {
 		o.MariaDBDataDir = "/var/lib/mysql"
@@ -191,6 +205,21 @@ func New(logger *slog.Logger, opts Options) (*Host, error) {
 	h.processes = newProcessesCollector(logger.With("collector", processesName), opts.ProcFS)
 	h.collectors[processesName] = exporters.MinInterval(h.processes, opts.ProcessesMinInterval, nil)
 	return h, nil
+}
+
+// NodeCollectorNames are the collectors that stand for node_exporter's (its
+// own or this package's versions), sorted: the ones whose success and
+// duration are also reported under node_exporter's names
+// (node_scrape_collector_*), as dashboards built for it expect.
+func (h *Host) NodeCollectorNames() []string {
+	var out []string
+	for name := range h.collectors {
+		if name != directoriesName && name != processesName {
+			out = append(out, name)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // Collectors returns the collectors by name, in a map of the caller's own.

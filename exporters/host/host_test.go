@@ -43,6 +43,8 @@ func fixtureOptions() Options {
 		NetdevFromProcFS: true, // netlink would ask this machine's kernel
 		Root:             abs("testdata/no-server-root"),
 		MariaDBDataDir:   abs("testdata/no-datadir"),
+		// Its files' mtimes depend on the checkout: checked apart from the golden file.
+		TextfileDirectory: abs("testdata/textfile"),
 	}
 }
 
@@ -65,8 +67,8 @@ func TestMain(m *testing.M) {
 // uname (uname syscall) depend on the machine running the test; see
 // TestHost_MachineDependentCollectors_Succeed.
 var goldenCollectors = []string{
-	"conntrack", "cpu", "diskstats", "filefd", "loadavg", "mdadm", "meminfo", "netclass",
-	"netdev", "netstat", "os", "pressure", "sockstat", "stat", "vmstat",
+	"arp", "conntrack", "cpu", "diskstats", "entropy", "filefd", "loadavg", "mdadm", "meminfo", "netclass",
+	"netdev", "netstat", "os", "pressure", "sockstat", "softnet", "stat", "udp_queues", "vmstat",
 }
 
 // collectorFunc runs one of our collectors as a prometheus.Collector, failing
@@ -128,6 +130,8 @@ func TestHost_MachineDependentCollectors_Succeed(t *testing.T) {
 		"time":       "node_time_seconds",
 		"timex":      "node_timex_offset_seconds",
 		"uname":      "node_uname_info",
+		// the fixture's textfile directory holds one .prom file
+		"textfile": "cron_backup_last_success_timestamp_seconds",
 	}
 	cs := fixtureHost.Collectors()
 	for name, metric := range want {

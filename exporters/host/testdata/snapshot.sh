@@ -20,7 +20,8 @@ copy() {
 # proc/: cpu, stat, meminfo, loadavg, vmstat, filefd, pressure, diskstats,
 # netdev (from /proc/net/dev), sockstat, netstat, conntrack.
 for f in stat meminfo loadavg vmstat diskstats sys/fs/file-nr \
-  net/dev net/sockstat net/sockstat6 net/netstat net/snmp net/snmp6; do
+  net/dev net/sockstat net/sockstat6 net/netstat net/snmp net/snmp6 \
+  net/softnet_stat net/udp net/udp6 sys/kernel/random/entropy_avail sys/kernel/random/poolsize; do
   copy "/proc/$f" "proc/$f"
 done
 for f in cpu io memory irq; do
@@ -31,6 +32,15 @@ if [ -r /proc/sys/net/netfilter/nf_conntrack_count ]; then
   copy /proc/sys/net/netfilter/nf_conntrack_max proc/sys/net/netfilter/nf_conntrack_max
   copy /proc/net/stat/nf_conntrack proc/net/stat/nf_conntrack
 fi
+# Synthetic: arp entries on two devices (documentation addresses), and one
+# UDP socket with a receive queue, so arp and udp_queues have values.
+cat >proc/net/arp <<'ARP'
+IP address       HW type     Flags       HW address            Mask     Device
+192.0.2.10       0x1         0x2         02:42:c0:00:02:0a     *        eth0
+192.0.2.11       0x1         0x2         02:42:c0:00:02:0b     *        eth0
+172.17.0.2       0x1         0x2         02:42:ac:11:00:02     *        docker0
+ARP
+printf '   1: 0100007F:0035 00000000:0000 07 00000000:00000200 00:00000000 00000000   101        0 20001 2 0000000000000000 0\n' >>proc/net/udp
 # The filesystem collector (checked for its series, not its values) gets a
 # single mount, of the fixture's own root.
 mkdir -p proc/1

@@ -9,9 +9,11 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"database/sql"
 	"encoding/pem"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"math/big"
 	"net"
@@ -395,4 +397,14 @@ func TestCheckAPIWebConfig_NoTLSOrBasicAuth_Refused(t *testing.T) {
 			require.ErrorContains(t, err, "api.web_config_file")
 		})
 	}
+}
+
+func TestAdminConnection_CredentialsFileMissing_ErrorNamesTheFile(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "mariadb-admin.cnf")
+	db := sql.OpenDB(adminConnector{path: missing})
+	defer db.Close()
+	err := db.PingContext(t.Context())
+	require.ErrorContains(t, err, "sites.admin_credentials_file")
+	require.ErrorContains(t, err, missing)
+	require.ErrorIs(t, err, fs.ErrNotExist)
 }

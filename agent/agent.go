@@ -103,9 +103,18 @@ func (a *Agent) Serve(ctx context.Context, l, apiL net.Listener) error {
 	} else {
 		apiDone <- nil
 	}
-	err := webauth.Serve(ctx, l, a.Handler(), a.webConfig, a.logger)
+	err := webauth.ServeWith(ctx, l, a.Handler(), a.webConfig, metricsLimits(a.cfg), a.logger)
 	cancel() // the metrics server stopping stops the API too
 	return errors.Join(err, <-apiDone)
+}
+
+// metricsLimits are the metrics server's: the defaults, with room in the
+// write timeout for a scrape's collectors (collector_timeout, plus the 5 s
+// the handler allows beyond it) however long they are configured to run.
+func metricsLimits(cfg Config) webauth.Limits {
+	limits := webauth.DefaultLimits()
+	limits.WriteTimeout = max(limits.WriteTimeout, cfg.CollectorTimeout+5*time.Second+time.Minute)
+	return limits
 }
 
 // Run listens on the configured address and serves until ctx ends.

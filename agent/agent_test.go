@@ -3,9 +3,19 @@ package agent
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"database/sql"
+	"encoding/pem"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
+	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -49,9 +59,12 @@ func (b *syncBuffer) String() string {
 type runningAgent struct {
 	url, password string
 	logs          *syncBuffer
+	// apiAddr is the job API's address when it is enabled.
+	apiAddr string
 }
 
-// startAgent runs the agent in-process on a free loopback port until the test ends.
+// startAgent runs the agent in-process on free loopback ports (the metrics,
+// and the job API when it is enabled) until the test ends.
 func startAgent(t *testing.T, cfg Config) runningAgent {
 	t.Helper()
 	logs := &syncBuffer{}
@@ -59,16 +72,25 @@ func startAgent(t *testing.T, cfg Config) runningAgent {
 	require.NoError(t, err)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
+	var apiL net.Listener
+	if cfg.API.Enabled {
+		apiL, err = net.Listen("tcp", "127.0.0.1:0")
+		require.NoError(t, err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- a.Serve(ctx, l, nil) }()
+	go func() { done <- a.Serve(ctx, l, apiL) }()
 	t.Cleanup(func() {
 		cancel()
 		require.NoError(t, <-done)
 	})
 	password, err := os.ReadFile(filepath.Join(cfg.Root, "agent", "metrics.password"))
 	require.NoError(t, err)
-	return runningAgent{url: "http://" + l.Addr().String(), password: strings.TrimSpace(string(password)), logs: logs}
+	r := runningAgent{url: "http://" + l.Addr().String(), password: strings.TrimSpace(string(password)), logs: logs}
+	if apiL != nil {
+		r.apiAddr = apiL.Addr().String()
+	}
+	return r
 }
 
 func (r runningAgent) get(t *testing.T, path, user, password string) (int, string) {
@@ -229,4 +251,160 @@ func TestNew_CredentialsFileReadableByOthers_Refused(t *testing.T) {
 	cfg.Bench.Enabled = false
 	_, err := New(cfg, slog.New(slog.DiscardHandler))
 	require.ErrorContains(t, err, creds)
+}
+
+// apiOnlyConfig is an agent with the job API (and its own nginx on free
+// loopback ports) and the MariaDB collector, without the host and bench
+// collectors.
+func apiOnlyConfig(t *testing.T) Config {
+	t.Helper()
+	if os.Getuid() != 0 {
+		t.Skip("the job API runs the agent's nginx: run as root")
+	}
+	cfg := DefaultConfig()
+	cfg.Root = t.TempDir()
+	cfg.Host.Enabled, cfg.Bench.Enabled = false, false
+	cfg.Sites.Nginx = NginxConfig{Listen: freeAddr(t), ProbeListen: freeAddr(t), User: "root"}
+	return cfg
+}
+
+func apiToken(t *testing.T, cfg Config) string {
+	t.Helper()
+	token, err := os.ReadFile(filepath.Join(cfg.Root, "agent", "api-token"))
+	require.NoError(t, err)
+	return strings.TrimSpace(string(token))
+}
+
+func apiGet(t *testing.T, client *http.Client, url, token string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	require.NoError(t, err)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := client.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return resp.StatusCode, string(body)
+}
+
+func TestAgent_MariaDBCredentialsMissing_StartsWithMysqlUp0AndTheAPI(t *testing.T) {
+	cfg := apiOnlyConfig(t)
+	missing := cfg.MariaDBCredentialsFile()
+	require.NoFileExists(t, missing)
+	a := startAgent(t, cfg)
+
+	for range 3 { // several scrapes: the reason is logged once, not per scrape
+		_, families := a.scrape(t)
+		up, ok := value(families, "mysql_up", nil)
+		require.True(t, ok, "mysql_up is served")
+		require.Equal(t, 0.0, up)
+		require.Equal(t, 0.0, collectorSuccess(families, "mariadb"))
+	}
+
+	code, body := apiGet(t, http.DefaultClient, "http://"+a.apiAddr+"/ping", "")
+	require.Equal(t, http.StatusOK, code)
+	require.JSONEq(t, `{"message":"pong"}`, body)
+	code, body = apiGet(t, http.DefaultClient, "http://"+a.apiAddr+"/jobs", apiToken(t, cfg))
+	require.Equal(t, http.StatusOK, code, body)
+	code, _ = apiGet(t, http.DefaultClient, "http://"+a.apiAddr+"/jobs", "wrong-token")
+	require.Equal(t, http.StatusUnauthorized, code)
+
+	var naming []string
+	for line := range strings.SplitSeq(a.logs.String(), "\n") {
+		if strings.Contains(line, missing) {
+			naming = append(naming, line)
+		}
+	}
+	require.Len(t, naming, 1, "one log line names the missing file:\n%s", strings.Join(naming, "\n"))
+	require.Contains(t, naming[0], "no such file or directory")
+}
+
+// selfSignedCert writes a certificate for 127.0.0.1 and its key into dir.
+func selfSignedCert(t *testing.T, dir string) (certFile, keyFile string, pool *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "hybrid-agent test"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	require.NoError(t, err)
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	require.NoError(t, err)
+	certFile, keyFile = filepath.Join(dir, "api.crt"), filepath.Join(dir, "api.key")
+	require.NoError(t, os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644))
+	require.NoError(t, os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600))
+	cert, err := x509.ParseCertificate(der)
+	require.NoError(t, err)
+	pool = x509.NewCertPool()
+	pool.AddCert(cert)
+	return certFile, keyFile, pool
+}
+
+func TestAgent_APIWithTLS_ServesHTTPSOnly(t *testing.T) {
+	cfg := apiOnlyConfig(t)
+	cfg.MariaDB.Enabled = false
+	dir := t.TempDir()
+	certFile, keyFile, pool := selfSignedCert(t, dir)
+	cfg.API.WebConfigFile = filepath.Join(dir, "api-web.yml")
+	require.NoError(t, os.WriteFile(cfg.API.WebConfigFile,
+		fmt.Appendf(nil, "tls_server_config:\n  cert_file: %s\n  key_file: %s\n", certFile, keyFile), 0o600))
+	// Any interface: allowed because the API has TLS.
+	cfg.API.ListenAddress = "0.0.0.0:9475"
+	require.NoError(t, cfg.Validate())
+	a := startAgent(t, cfg)
+
+	tlsClient := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	code, body := apiGet(t, tlsClient, "https://"+a.apiAddr+"/ping", "")
+	require.Equal(t, http.StatusOK, code)
+	require.JSONEq(t, `{"message":"pong"}`, body)
+	code, body = apiGet(t, tlsClient, "https://"+a.apiAddr+"/jobs", apiToken(t, cfg))
+	require.Equal(t, http.StatusOK, code, body)
+
+	code, _ = apiGet(t, http.DefaultClient, "http://"+a.apiAddr+"/ping", "")
+	require.Equal(t, http.StatusBadRequest, code, "plain HTTP is not served")
+}
+
+func TestCheckAPIWebConfig_NoTLSOrBasicAuth_Refused(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile, _ := selfSignedCert(t, dir)
+	cases := map[string]struct{ yaml, want string }{
+		"no tls":     {"http_server_config:\n  http2: false\n", "tls_server_config needs a certificate and a key"},
+		"no key":     {"tls_server_config:\n  cert_file: " + certFile + "\n", "tls_server_config needs a certificate and a key"},
+		"basic auth": {"tls_server_config:\n  cert_file: " + certFile + "\n  key_file: " + keyFile + "\nbasic_auth_users:\n  u: x\n", "basic_auth_users is not supported"},
+		"bad cert":   {"tls_server_config:\n  cert_file: " + keyFile + "\n  key_file: " + keyFile + "\n", "api.web_config_file"},
+		"ok":         {"tls_server_config:\n  cert_file: " + certFile + "\n  key_file: " + keyFile + "\n", ""},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "web.yml")
+			require.NoError(t, os.WriteFile(path, []byte(tc.yaml), 0o600))
+			err := checkAPIWebConfig(path)
+			if tc.want == "" {
+				require.NoError(t, err)
+				return
+			}
+			require.ErrorContains(t, err, tc.want)
+			require.ErrorContains(t, err, "api.web_config_file")
+		})
+	}
+}
+
+func TestAdminConnection_CredentialsFileMissing_ErrorNamesTheFile(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "mariadb-admin.cnf")
+	db := sql.OpenDB(adminConnector{path: missing})
+	defer db.Close()
+	err := db.PingContext(t.Context())
+	require.ErrorContains(t, err, "sites.admin_credentials_file")
+	require.ErrorContains(t, err, missing)
+	require.ErrorIs(t, err, fs.ErrNotExist)
 }

@@ -66,7 +66,7 @@ func buildCollectors(cfg Config, logger *slog.Logger, ops *operations) (*collect
 		}
 	}
 	if cfg.MariaDB.Enabled {
-		m, err := mariadb.New(logger.With("collector", "mariadb"), mariadb.Options{
+		m, err := mariadbCollector(logger.With("collector", "mariadb"), mariadb.Options{
 			CredentialsFile:   cfg.MariaDBCredentialsFile(),
 			QueryTimeout:      cfg.MariaDB.QueryTimeout,
 			LockWaitTimeout:   cfg.MariaDB.LockWaitTimeout,

@@ -40,6 +40,16 @@ type APIConfig struct {
 	Workers int `yaml:"workers"`
 	// JobTimeout bounds each job.
 	JobTimeout time.Duration `yaml:"job_timeout"`
+	// WebConfigFile is an exporter-toolkit web configuration whose
+	// tls_server_config serves the API over TLS (basic_auth_users is refused:
+	// the API checks its own bearer token). Required when listen_address is
+	// not a loopback address.
+	WebConfigFile string `yaml:"web_config_file"`
+	// CallbackSecretFile (0600) holds the secret that signs callbacks
+	// (agentapi.SignatureHeader). Empty means <root>/agent/callback-secret;
+	// when that does not exist, a secret is made on first start for the
+	// control plane to take, as with the API token.
+	CallbackSecretFile string `yaml:"callback_secret_file"`
 }
 
 // SitesConfig is what site and bench operations need.
@@ -214,6 +224,25 @@ func (c Config) TokenHashFile() string {
 	return filepath.Join(c.Root, "agent", "api-token.sha256")
 }
 
+// CallbackSecretFile is the callback secret's file in effect.
+func (c Config) CallbackSecretFile() string {
+	if c.API.CallbackSecretFile != "" {
+		return c.API.CallbackSecretFile
+	}
+	return filepath.Join(c.Root, "agent", "callback-secret")
+}
+
+// isLoopback says whether a listen address's host only takes connections
+// from this machine. An empty host, 0.0.0.0 or a name other than
+// localhost listens beyond it.
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
 // Validate reports every problem at once, each naming its field.
 func (c Config) Validate() error {
 	var errs []error
@@ -273,8 +302,16 @@ func (c Config) Validate() error {
 		absolute("bench.procfs", c.Bench.ProcFS)
 	}
 	if c.API.Enabled {
-		if _, _, err := net.SplitHostPort(c.API.ListenAddress); err != nil {
+		if host, _, err := net.SplitHostPort(c.API.ListenAddress); err != nil {
 			bad("api.listen_address", "must be host:port, got %q", c.API.ListenAddress)
+		} else if !isLoopback(host) && c.API.WebConfigFile == "" {
+			bad("api.web_config_file", "must be set (a web configuration with tls_server_config) when api.listen_address %q is not a loopback address: the API's token and jobs must not cross the network in clear", c.API.ListenAddress)
+		}
+		if c.API.WebConfigFile != "" {
+			absolute("api.web_config_file", c.API.WebConfigFile)
+		}
+		if c.API.CallbackSecretFile != "" {
+			absolute("api.callback_secret_file", c.API.CallbackSecretFile)
 		}
 		if c.API.TokenHashFile != "" {
 			absolute("api.token_hash_file", c.API.TokenHashFile)

@@ -87,3 +87,53 @@ func TestValidate_AllGroupsDisabled(t *testing.T) {
 	cfg.Host.Enabled, cfg.MariaDB.Enabled, cfg.Bench.Enabled, cfg.API.Enabled = false, false, false, false
 	require.ErrorContains(t, cfg.Validate(), "at least one must be enabled")
 }
+
+func TestValidate_APIBeyondLoopbackWithoutTLS_Refused(t *testing.T) {
+	for _, addr := range []string{"0.0.0.0:9475", ":9475", "10.1.2.3:9475", "[::]:9475", "agent.example.com:9475"} {
+		t.Run(addr, func(t *testing.T) {
+			cfg := DefaultConfig()
+			cfg.API.ListenAddress = addr
+			err := cfg.Validate()
+			require.ErrorContains(t, err, "api.web_config_file: must be set")
+			require.ErrorContains(t, err, addr)
+
+			cfg.API.WebConfigFile = "/etc/hybrid/api-web.yml"
+			require.NoError(t, cfg.Validate(), "with TLS it may listen anywhere")
+		})
+	}
+	for _, addr := range []string{"127.0.0.1:9475", "127.0.0.2:9475", "[::1]:9475", "localhost:9475"} {
+		t.Run(addr, func(t *testing.T) {
+			cfg := DefaultConfig()
+			cfg.API.ListenAddress = addr
+			require.NoError(t, cfg.Validate(), "loopback needs no TLS")
+		})
+	}
+	t.Run("relative paths", func(t *testing.T) {
+		cfg := DefaultConfig()
+		cfg.API.WebConfigFile = "api-web.yml"
+		cfg.API.CallbackSecretFile = "secret"
+		err := cfg.Validate()
+		require.ErrorContains(t, err, "api.web_config_file: must be an absolute path")
+		require.ErrorContains(t, err, "api.callback_secret_file: must be an absolute path")
+	})
+	t.Run("disabled API", func(t *testing.T) {
+		cfg := DefaultConfig()
+		cfg.API.Enabled = false
+		cfg.API.ListenAddress = "0.0.0.0:9475"
+		require.NoError(t, cfg.Validate())
+	})
+}
+
+func TestLoadConfig_APISecurityKeys(t *testing.T) {
+	cfg, err := LoadConfig(writeConfig(t, `
+api:
+  listen_address: 0.0.0.0:9475
+  web_config_file: /srv/agent/api-web.yml
+  callback_secret_file: /srv/agent/cb
+`))
+	require.NoError(t, err)
+	require.Equal(t, "/srv/agent/api-web.yml", cfg.API.WebConfigFile)
+	require.Equal(t, "/srv/agent/cb", cfg.CallbackSecretFile())
+	require.NoError(t, cfg.Validate())
+	require.Equal(t, "/home/frappe/agent/callback-secret", DefaultConfig().CallbackSecretFile())
+}

@@ -39,6 +39,8 @@ type operations struct {
 	server *api.Server
 	logger *slog.Logger
 	owned  bool // the agent runs its own nginx
+	// webConfig serves the API over TLS (api.web_config_file); "" is plain HTTP.
+	webConfig string
 }
 
 func newOperations(ctx context.Context, cfg Config, logger *slog.Logger) (*operations, error) {
@@ -50,11 +52,20 @@ func newOperations(ctx context.Context, cfg Config, logger *slog.Logger) (*opera
 	if err != nil {
 		return nil, err
 	}
+	if cfg.API.WebConfigFile != "" {
+		if err := checkAPIWebConfig(cfg.API.WebConfigFile); err != nil {
+			return nil, err
+		}
+	}
+	callbackSecret, err := ensureCallbackSecret(cfg, logger)
+	if err != nil {
+		return nil, err
+	}
 	docker, err := client.New(client.FromEnv)
 	if err != nil {
 		return nil, fmt.Errorf("docker client: %w", err)
 	}
-	op := &operations{docker: docker, logger: logger, owned: cfg.Sites.Nginx.MainConfig == ""}
+	op := &operations{docker: docker, logger: logger, owned: cfg.Sites.Nginx.MainConfig == "", webConfig: cfg.API.WebConfigFile}
 	fail := func(err error) (*operations, error) {
 		op.close()
 		return nil, err
@@ -101,6 +112,9 @@ func newOperations(ctx context.Context, cfg Config, logger *slog.Logger) (*opera
 		Types:   ops.Types(),
 		Workers: cfg.API.Workers,
 		Logger:  logger.With("component", "jobs"),
+		// Jobs never record the agent's own secrets, whatever a step prints.
+		Secrets:        agentSecrets(cfg, callbackSecret),
+		CallbackSecret: callbackSecret,
 	}); err != nil {
 		return fail(err)
 	}
@@ -138,10 +152,10 @@ func (op *operations) close() error {
 	return errors.Join(errs...)
 }
 
-// serve runs the API on l until ctx ends. It checks its own bearer token,
-// so it is served without a web configuration.
+// serve runs the API on l until ctx ends. It checks its own bearer token;
+// its web configuration, if any, only adds TLS (see checkAPIWebConfig).
 func (op *operations) serve(ctx context.Context, l net.Listener) error {
-	return webauth.Serve(ctx, l, op.server.Handler(), "", op.logger)
+	return webauth.Serve(ctx, l, op.server.Handler(), op.webConfig, op.logger)
 }
 
 // ensureToken returns the API token's hash. With no hash file, it makes a

@@ -92,6 +92,8 @@ type Options struct {
 	// Secrets are values never recorded as they are: replaced in step
 	// output, errors and results (the API token, offsite keys).
 	Secrets []string
+	// CallbackSecret, when set, signs every callback (agentapi.SignatureHeader).
+	CallbackSecret []byte
 }
 
 // Queue runs jobs from its store. Its methods are safe for concurrent use.
@@ -106,6 +108,7 @@ type Queue struct {
 	now         func() time.Time
 	client      *http.Client
 	secrets     *secrets
+	cbSecret    []byte
 
 	wake         chan struct{} // a job became Pending
 	wakeCallback chan struct{} // a job with a callback ended
@@ -137,6 +140,7 @@ func Open(ctx context.Context, opts Options) (*Queue, error) {
 		now:          opts.Now,
 		client:       opts.CallbackClient,
 		secrets:      &secrets{},
+		cbSecret:     opts.CallbackSecret,
 		wake:         make(chan struct{}, 1),
 		wakeCallback: make(chan struct{}, 1),
 		running:      map[string]context.CancelCauseFunc{},

@@ -41,3 +41,12 @@ func TestRun_UnknownFlag(t *testing.T) {
 	require.Equal(t, 2, run(context.Background(), []string{"--nope"}, &stderr))
 	require.Contains(t, stderr.String(), "nope")
 }
+
+func TestRun_APIBeyondLoopbackWithoutTLS_Refused(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "agent.yml")
+	require.NoError(t, os.WriteFile(path, []byte("api:\n  listen_address: 0.0.0.0:9475\n"), 0o600))
+	var stderr bytes.Buffer
+	code := run(context.Background(), []string{"--config", path, "--root", t.TempDir(), "--check-config"}, &stderr)
+	require.Equal(t, 2, code)
+	require.Contains(t, stderr.String(), "api.web_config_file: must be set")
+}

@@ -1,4 +1,5 @@
 GO ?= go
+SHELL := /bin/bash
 TEST_TIMEOUT ?= 20m
 
 .PHONY: all build run test check bench deps dashboards quiet-run clean
@@ -16,9 +17,15 @@ build:
 run:
 	@bash scripts/run.sh
 
+# RACE_PKGS are the packages whose code runs concurrently (collectors run per
+# scrape in parallel, job workers, nginx reloads, notification queues, the
+# monitor): make test runs them under the race detector.
+RACE_PKGS = ./exporters/... ./agent/jobs/... ./agent/nginx/... ./alerting/... ./rules/evaluator/...
+
 ## test: every test, against a real MariaDB, the Docker engine and promtool
 test: deps check
-	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
+	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) $$($(GO) list ./... | grep -v -F -x -f <($(GO) list $(RACE_PKGS)))
+	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) $(RACE_PKGS)
 
 ## check: formatting, vet and import boundaries
 check:

@@ -286,6 +286,14 @@ func (q *Queue) runStep(ctx context.Context, st Step, r *Run, idx int, rj *runni
 		}()
 		done <- st.Run(ctx, r)
 	}()
+	save := func() {
+		if output, dirty := r.out.take(); dirty {
+			if err := q.exec(context.WithoutCancel(ctx), `UPDATE steps SET output = ? WHERE job_seq = ? AND idx = ?`,
+				r.secrets.redact(output), r.seq, idx); err != nil {
+				logger.Warn("save step output", "err", err)
+			}
+		}
+	}
 	flush := time.NewTicker(outputFlushInterval)
 	defer flush.Stop()
 	ctxDone := ctx.Done()
@@ -299,12 +307,7 @@ func (q *Queue) runStep(ctx context.Context, st Step, r *Run, idx int, rj *runni
 			}
 			return err
 		case <-flush.C:
-			if output, dirty := r.out.take(); dirty {
-				if err := q.exec(context.WithoutCancel(ctx), `UPDATE steps SET output = ? WHERE job_seq = ? AND idx = ?`,
-					r.secrets.redact(output), r.seq, idx); err != nil {
-					logger.Warn("save step output", "err", err)
-				}
-			}
+			save()
 		case <-ctxDone:
 			ctxDone = nil
 			stopped = time.Now()
@@ -312,6 +315,7 @@ func (q *Queue) runStep(ctx context.Context, st Step, r *Run, idx int, rj *runni
 			cause := context.Cause(ctx)
 			if !errors.Is(cause, errClosing) { // closing: the job resumes, not ends
 				fmt.Fprintf(r.out, "--- stopping (%v): waiting for the step to return ---\n", cause)
+				save()
 			}
 			logger.Warn("job stopping: waiting for its step to return", "cause", cause)
 			stuck = time.After(q.stopTimeout)

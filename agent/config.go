@@ -40,6 +40,9 @@ type APIConfig struct {
 	Workers int `yaml:"workers"`
 	// JobTimeout bounds each job.
 	JobTimeout time.Duration `yaml:"job_timeout"`
+	// JobRetention is how long ended jobs are kept in the job store; the
+	// last job of each type per site or bench is kept whatever its age.
+	JobRetention time.Duration `yaml:"job_retention"`
 }
 
 // SitesConfig is what site and bench operations need.
@@ -160,6 +163,7 @@ func DefaultConfig() Config {
 			ListenAddress: "127.0.0.1:9475",
 			Workers:       2,
 			JobTimeout:    time.Hour,
+			JobRetention:  30 * 24 * time.Hour,
 		},
 		Sites: SitesConfig{
 			BenchCommand: []string{"bench"},
@@ -279,6 +283,7 @@ func (c Config) Validate() error {
 			bad("api.workers", "must be 1..64, got %d", c.API.Workers)
 		}
 		positive("api.job_timeout", c.API.JobTimeout)
+		positive("api.job_retention", c.API.JobRetention)
 		if len(c.Sites.BenchCommand) == 0 {
 			bad("sites.bench_command", "must not be empty")
 		}

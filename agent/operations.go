@@ -39,6 +39,7 @@ type operations struct {
 	server *api.Server
 	logger *slog.Logger
 	owned  bool // the agent runs its own nginx
+	sites  *sites.Operations
 }
 
 func newOperations(ctx context.Context, cfg Config, logger *slog.Logger) (*operations, error) {
@@ -101,9 +102,11 @@ func newOperations(ctx context.Context, cfg Config, logger *slog.Logger) (*opera
 		Types:   ops.Types(),
 		Workers: cfg.API.Workers,
 		Logger:  logger.With("component", "jobs"),
+		Retention: cfg.API.JobRetention,
 	}); err != nil {
 		return fail(err)
 	}
+	op.sites = ops
 	op.server = api.New(op.queue, ops, hash, logger.With("component", "api"))
 	return op, nil
 }

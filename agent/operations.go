@@ -102,6 +102,7 @@ func newOperations(ctx context.Context, cfg Config, logger *slog.Logger) (*opera
 		Types:   ops.Types(),
 		Workers: cfg.API.Workers,
 		Logger:  logger.With("component", "jobs"),
+
 		Retention: cfg.API.JobRetention,
 	}); err != nil {
 		return fail(err)

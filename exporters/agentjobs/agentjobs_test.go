@@ -123,7 +123,9 @@ func (s sites) Sites(context.Context) ([]SiteRef, error) { return s, nil }
 
 type failingSites struct{}
 
-func (failingSites) Sites(context.Context) ([]SiteRef, error) { return nil, errors.New("read benches: permission denied") }
+func (failingSites) Sites(context.Context) ([]SiteRef, error) {
+	return nil, errors.New("read benches: permission denied")
+}
 
 func TestUpdate_Sites_NeverBackedUpZeroArchivedGone(t *testing.T) {
 	ctx := t.Context()

@@ -226,3 +226,40 @@ func compareGolden(t *testing.T, c *Collector, golden string) {
 	defer f.Close()
 	require.NoError(t, testutil.CollectAndCompare(col, f), "run go test ./exporters/agentjobs -update if the change is intended")
 }
+
+func TestUpdate_JobRunning_OldestRunningAgeByType(t *testing.T) {
+	ctx := t.Context()
+	clk := &clock{now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
+	gate := make(chan struct{})
+	started := make(chan struct{})
+	types := []jobs.Type{{Name: "site.restore", Timeout: 4 * time.Hour, Steps: func(json.RawMessage) ([]jobs.Step, error) {
+		return []jobs.Step{{Name: "restore", Run: func(ctx context.Context, _ *jobs.Run) error {
+			close(started)
+			<-gate
+			return nil
+		}}}, nil
+	}}, {Name: "site.backup", Steps: testTypes(clk)[0].Steps}}
+	q, err := jobs.Open(ctx, jobs.Options{Path: filepath.Join(t.TempDir(), "jobs.db"), Types: types, Now: clk.Now})
+	require.NoError(t, err)
+	defer q.Close()
+	defer close(gate)
+	q.Start(ctx)
+	_, _, err = q.Submit(ctx, jobs.Submission{ID: "r1", Type: "site.restore"})
+	require.NoError(t, err)
+	<-started
+	clk.Add(90 * time.Minute)
+
+	require.NoError(t, testutil.CollectAndCompare(updateCollector{t: t, c: New(q, nil)}, bytes.NewReader([]byte(`
+# HELP hybrid_agent_jobs_running Jobs running now, stopping ones included.
+# TYPE hybrid_agent_jobs_running gauge
+hybrid_agent_jobs_running 1
+# HELP hybrid_agent_oldest_running_job_age_seconds How long the oldest running job of the type has run (this attempt); 0 when none runs.
+# TYPE hybrid_agent_oldest_running_job_age_seconds gauge
+hybrid_agent_oldest_running_job_age_seconds{type="site.backup"} 0
+hybrid_agent_oldest_running_job_age_seconds{type="site.restore"} 5400
+# HELP hybrid_agent_job_timeout_seconds The time a job of the type may run before it is stopped.
+# TYPE hybrid_agent_job_timeout_seconds gauge
+hybrid_agent_job_timeout_seconds{type="site.backup"} 1800
+hybrid_agent_job_timeout_seconds{type="site.restore"} 14400
+`)), "hybrid_agent_jobs_running", "hybrid_agent_oldest_running_job_age_seconds", "hybrid_agent_job_timeout_seconds"))
+}

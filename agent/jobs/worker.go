@@ -286,12 +286,15 @@ func (q *Queue) runStep(ctx context.Context, st Step, r *Run, idx int, rj *runni
 		}()
 		done <- st.Run(ctx, r)
 	}()
+	saveFailed := false // logged once, not every second of a full disk
 	save := func() {
 		if output, dirty := r.out.take(); dirty {
-			if err := q.exec(context.WithoutCancel(ctx), `UPDATE steps SET output = ? WHERE job_seq = ? AND idx = ?`,
-				r.secrets.redact(output), r.seq, idx); err != nil {
+			err := q.exec(context.WithoutCancel(ctx), `UPDATE steps SET output = ? WHERE job_seq = ? AND idx = ?`,
+				r.secrets.redact(output), r.seq, idx)
+			if err != nil && !saveFailed {
 				logger.Warn("save step output", "err", err)
 			}
+			saveFailed = err != nil
 		}
 	}
 	flush := time.NewTicker(outputFlushInterval)

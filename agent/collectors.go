@@ -97,7 +97,7 @@ func buildCollectors(cfg Config, logger *slog.Logger, ops *operations) (*collect
 		}
 	}
 	if ops != nil {
-		if err := add("agentjobs", agentjobs.New(ops.queue)); err != nil {
+		if err := add("agentjobs", agentjobs.New(ops.queue, siteList{ops.sites})); err != nil {
 			return nil, err
 		}
 	}

@@ -50,6 +50,9 @@ type APIConfig struct {
 	// when that does not exist, a secret is made on first start for the
 	// control plane to take, as with the API token.
 	CallbackSecretFile string `yaml:"callback_secret_file"`
+	// JobRetention is how long ended jobs are kept in the job store; the
+	// last job of each type per site or bench is kept whatever its age.
+	JobRetention time.Duration `yaml:"job_retention"`
 }
 
 // SitesConfig is what site and bench operations need.
@@ -174,6 +177,7 @@ func DefaultConfig() Config {
 			ListenAddress: "127.0.0.1:9475",
 			Workers:       2,
 			JobTimeout:    time.Hour,
+			JobRetention:  30 * 24 * time.Hour,
 		},
 		Sites: SitesConfig{
 			BenchCommand: []string{"bench"},
@@ -320,6 +324,7 @@ func (c Config) Validate() error {
 			bad("api.workers", "must be 1..64, got %d", c.API.Workers)
 		}
 		positive("api.job_timeout", c.API.JobTimeout)
+		positive("api.job_retention", c.API.JobRetention)
 		if len(c.Sites.BenchCommand) == 0 {
 			bad("sites.bench_command", "must not be empty")
 		}

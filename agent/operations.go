@@ -41,6 +41,7 @@ type operations struct {
 	owned  bool // the agent runs its own nginx
 	// webConfig serves the API over TLS (api.web_config_file); "" is plain HTTP.
 	webConfig string
+	sites     *sites.Operations
 }
 
 func newOperations(ctx context.Context, cfg Config, logger *slog.Logger) (*operations, error) {
@@ -115,9 +116,12 @@ func newOperations(ctx context.Context, cfg Config, logger *slog.Logger) (*opera
 		// Jobs never record the agent's own secrets, whatever a step prints.
 		Secrets:        agentSecrets(cfg, callbackSecret),
 		CallbackSecret: callbackSecret,
+
+		Retention: cfg.API.JobRetention,
 	}); err != nil {
 		return fail(err)
 	}
+	op.sites = ops
 	op.server = api.New(op.queue, ops, hash, logger.With("component", "api"))
 	return op, nil
 }

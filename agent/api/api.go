@@ -12,6 +12,8 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/hybridsuite/hybrid/agent/agentapi"
@@ -24,6 +26,7 @@ type Queue interface {
 	Submit(ctx context.Context, s jobs.Submission) (agentapi.Job, bool, error)
 	Get(ctx context.Context, ids ...string) ([]agentapi.Job, error)
 	List(ctx context.Context, status agentapi.Status, limit int) ([]agentapi.Job, error)
+	ListPage(ctx context.Context, q jobs.ListQuery) ([]agentapi.Job, int64, error)
 	Cancel(ctx context.Context, id string) error
 }
 
@@ -100,21 +103,52 @@ func (s *Server) authenticated(next http.HandlerFunc) http.Handler {
 	})
 }
 
+// listJobs answers a page of jobs, newest first, without their steps
+// output (GET /jobs/<ids> has it): ?limit= (100, at most 1000), ?status=,
+// and ?before=<cursor> from the X-Next-Cursor header (and Link rel="next")
+// of the page before, which is absent on the last page.
 func (s *Server) listJobs(w http.ResponseWriter, r *http.Request) {
-	status := agentapi.Status(r.URL.Query().Get("status"))
+	query := r.URL.Query()
+	status := agentapi.Status(query.Get("status"))
 	switch status {
 	case "", agentapi.Pending, agentapi.Running, agentapi.Success, agentapi.Failure:
 	default:
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("status %q: want Pending, Running, Success or Failure", clip(string(status))))
 		return
 	}
-	list, err := s.queue.List(r.Context(), status, 1000)
+	lq := jobs.ListQuery{Status: status, Limit: 100}
+	if v := query.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > jobs.MaxListLimit {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("limit %q: want a number from 1 to %d", clip(v), jobs.MaxListLimit))
+			return
+		}
+		lq.Limit = n
+	}
+	if v := query.Get("before"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 1 {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("before %q: want the X-Next-Cursor of the page before", clip(v)))
+			return
+		}
+		lq.Before = n
+	}
+	list, next, err := s.queue.ListPage(r.Context(), lq)
 	if err != nil {
 		s.internal(w, "list jobs", err)
 		return
 	}
 	if list == nil {
 		list = []agentapi.Job{} // an empty list, not null
+	}
+	if next > 0 {
+		cursor := strconv.FormatInt(next, 10)
+		nextQuery := url.Values{"before": {cursor}, "limit": {strconv.Itoa(lq.Limit)}}
+		if status != "" {
+			nextQuery.Set("status", string(status))
+		}
+		w.Header().Set("X-Next-Cursor", cursor)
+		w.Header().Set("Link", fmt.Sprintf(`</jobs?%s>; rel="next"`, nextQuery.Encode()))
 	}
 	writeJSON(w, http.StatusOK, list)
 }

@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hybridsuite/hybrid/agent/agentapi"
@@ -39,9 +40,14 @@ const DefaultTimeout = 30 * time.Minute
 // DefaultMaxAttempts is Options.MaxAttempts when it gives none.
 const DefaultMaxAttempts = 10
 
-// stepGrace is how long a step that ignores its cancelled ctx is waited for
-// before its job is recorded as ended anyway.
-const stepGrace = 10 * time.Second
+// DefaultStopTimeout is Options.StopTimeout when it gives none.
+const DefaultStopTimeout = 5 * time.Minute
+
+// DefaultRetention is Options.Retention when it gives none.
+const DefaultRetention = 30 * 24 * time.Hour
+
+// DefaultPruneInterval is Options.PruneInterval when it gives none.
+const DefaultPruneInterval = time.Hour
 
 // Submission is a job to create.
 type Submission struct {
@@ -74,6 +80,10 @@ type Type struct {
 	// NotResumable: a job of this type found Running after a restart ends
 	// Failure "interrupted" instead of resuming. (The zero Type resumes.)
 	NotResumable bool
+	// Targets gives what a job holds while it runs (RequestTargets for the
+	// agent's bench and site requests); nil holds nothing. It is called at
+	// Submit, and an error refuses the job with ErrInvalid.
+	Targets func(request json.RawMessage) ([]Target, error)
 }
 
 // Options configure a Queue.
@@ -94,6 +104,18 @@ type Options struct {
 	Secrets []string
 	// CallbackSecret, when set, signs every callback (agentapi.SignatureHeader).
 	CallbackSecret []byte
+	// StopTimeout is how long a cancelled or timed-out job's worker waits for
+	// its step to return before it takes other jobs again: the job stays
+	// Running, holding its targets, until the step does return.
+	// DefaultStopTimeout when zero.
+	StopTimeout time.Duration
+	// Retention is how long ended jobs are kept; the last ended job of each
+	// type per target (site, bench) is kept whatever its age.
+	// DefaultRetention when zero; negative keeps every job.
+	Retention time.Duration
+	// PruneInterval is how often jobs past Retention are deleted (and once
+	// at Start); DefaultPruneInterval when zero.
+	PruneInterval time.Duration
 }
 
 // Queue runs jobs from its store. Its methods are safe for concurrent use.
@@ -109,12 +131,22 @@ type Queue struct {
 	client      *http.Client
 	secrets     *secrets
 	cbSecret    []byte
+	stopTimeout time.Duration
+	retention   time.Duration
+	pruneEvery  time.Duration
+
+	// storeErr is the last error writing the store, nil once a write
+	// succeeds again: the agent is unhealthy while it is set.
+	storeErr atomic.Pointer[error]
+	// fault, when set (tests), fails writes before they reach the store.
+	fault atomic.Pointer[func() error]
+	stuck atomic.Int64 // steps that did not return within StopTimeout of their stop
 
 	wake         chan struct{} // a job became Pending
 	wakeCallback chan struct{} // a job with a callback ended
 
 	mu      sync.Mutex
-	running map[string]context.CancelCauseFunc // by job id
+	running map[string]*runningJob // by job id
 	stop    context.CancelCauseFunc
 	started bool
 	closed  bool
@@ -143,7 +175,10 @@ func Open(ctx context.Context, opts Options) (*Queue, error) {
 		cbSecret:     opts.CallbackSecret,
 		wake:         make(chan struct{}, 1),
 		wakeCallback: make(chan struct{}, 1),
-		running:      map[string]context.CancelCauseFunc{},
+		running:      map[string]*runningJob{},
+		stopTimeout:  opts.StopTimeout,
+		retention:    opts.Retention,
+		pruneEvery:   opts.PruneInterval,
 	}
 	q.secrets.add(opts.Secrets...)
 	for _, t := range opts.Types {
@@ -174,6 +209,15 @@ func Open(ctx context.Context, opts Options) (*Queue, error) {
 	}
 	if q.client == nil {
 		q.client = &http.Client{Timeout: 10 * time.Second}
+	}
+	if q.stopTimeout <= 0 {
+		q.stopTimeout = DefaultStopTimeout
+	}
+	if q.retention == 0 {
+		q.retention = DefaultRetention
+	}
+	if q.pruneEvery <= 0 {
+		q.pruneEvery = DefaultPruneInterval
 	}
 
 	lock, err := lockFile(opts.Path + ".lock")
@@ -207,11 +251,15 @@ func (q *Queue) Start(ctx context.Context) {
 		q.wg.Go(func() { q.work(ctx) })
 	}
 	q.wg.Go(func() { q.deliverCallbacks(ctx) })
+	if q.retention > 0 {
+		q.wg.Go(func() { q.prunePeriodically(ctx) })
+	}
 }
 
 // Close stops the workers and closes the store. Running steps get their ctx
-// cancelled; their jobs stay Running in the store and resume on the next
-// Open, as after a crash.
+// cancelled and are waited for (a step stuck past StopTimeout is not); their
+// jobs stay Running in the store and resume on the next Open, as after a
+// crash.
 func (q *Queue) Close() error {
 	q.mu.Lock()
 	if q.closed {
@@ -255,6 +303,10 @@ func (q *Queue) Submit(ctx context.Context, s Submission) (job agentapi.Job, cre
 	if len(steps) == 0 {
 		return agentapi.Job{}, false, fmt.Errorf("%w: type %q gave no steps", ErrInvalid, s.Type)
 	}
+	targets, err := typeTargets(t, request)
+	if err != nil {
+		return agentapi.Job{}, false, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
 
 	err = q.write(ctx, func(tx *sql.Tx) error {
 		var typ string
@@ -285,6 +337,9 @@ func (q *Queue) Submit(ctx context.Context, s Submission) (job agentapi.Job, cre
 				return err
 			}
 		}
+		if err := insertTargets(ctx, tx, seq, targets); err != nil {
+			return err
+		}
 		created = true
 		return nil
 	})
@@ -311,7 +366,7 @@ func (q *Queue) Get(ctx context.Context, ids ...string) ([]agentapi.Job, error) 
 	defer tx.Rollback()
 	out := make([]agentapi.Job, 0, len(ids))
 	for _, id := range ids {
-		js, err := loadJobs(ctx, tx, `WHERE id = ?`, id)
+		js, _, err := loadJobs(ctx, tx, true, `WHERE id = ?`, id)
 		if err != nil {
 			return nil, fmt.Errorf("get job %q: %w", id, err)
 		}
@@ -336,14 +391,62 @@ func (q *Queue) List(ctx context.Context, status agentapi.Status, limit int) ([]
 	defer tx.Rollback()
 	var jobs []agentapi.Job
 	if status == "" {
-		jobs, err = loadJobs(ctx, tx, `ORDER BY seq DESC LIMIT ?`, limit)
+		jobs, _, err = loadJobs(ctx, tx, true, `ORDER BY seq DESC LIMIT ?`, limit)
 	} else {
-		jobs, err = loadJobs(ctx, tx, `WHERE status = ? ORDER BY seq DESC LIMIT ?`, status, limit)
+		jobs, _, err = loadJobs(ctx, tx, true, `WHERE status = ? ORDER BY seq DESC LIMIT ?`, status, limit)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("list jobs: %w", err)
 	}
 	return jobs, nil
+}
+
+// MaxListLimit bounds ListQuery.Limit.
+const MaxListLimit = 1000
+
+// ListQuery selects a page of jobs, newest first.
+type ListQuery struct {
+	Status agentapi.Status // "" for any
+	Limit  int             // 100 when <= 0, at most MaxListLimit
+	// Before is the cursor a previous page gave: the page starts after it.
+	// 0 starts at the newest job.
+	Before int64
+}
+
+// ListPage returns a page of jobs, newest first, with their steps but not
+// the steps' output (Get gives it), and the cursor of the next page (0 when
+// this is the last).
+func (q *Queue) ListPage(ctx context.Context, lq ListQuery) ([]agentapi.Job, int64, error) {
+	limit := lq.Limit
+	if limit <= 0 {
+		limit = 100
+	}
+	limit = min(limit, MaxListLimit)
+	before := lq.Before
+	if before <= 0 {
+		before = 1<<63 - 1
+	}
+	tx, err := q.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return nil, 0, fmt.Errorf("list jobs: %w", err)
+	}
+	defer tx.Rollback()
+	var jobs []agentapi.Job
+	var seqs []int64
+	if lq.Status == "" {
+		jobs, seqs, err = loadJobs(ctx, tx, false, `WHERE seq < ? ORDER BY seq DESC LIMIT ?`, before, limit+1)
+	} else {
+		jobs, seqs, err = loadJobs(ctx, tx, false, `WHERE status = ? AND seq < ? ORDER BY seq DESC LIMIT ?`, lq.Status, before, limit+1)
+	}
+	if err != nil {
+		return nil, 0, fmt.Errorf("list jobs: %w", err)
+	}
+	var next int64
+	if len(jobs) > limit {
+		jobs = jobs[:limit]
+		next = seqs[limit-1]
+	}
+	return jobs, next, nil
 }
 
 // Cancel ends a Pending job Failure "cancelled" at once; a Running one has
@@ -379,17 +482,36 @@ func (q *Queue) Cancel(ctx context.Context, id string) error {
 	}
 	if status == agentapi.Running {
 		q.mu.Lock()
-		cancel := q.running[id]
+		rj := q.running[id]
 		q.mu.Unlock()
-		if cancel != nil {
-			cancel(errCancelled)
+		if rj != nil {
+			rj.cancel(errCancelled)
 		}
 	}
 	return nil
 }
 
-// write runs fn in a transaction on the writing connection.
+// write runs fn in a transaction on the writing connection, and keeps
+// whether the store can be written (Healthy).
 func (q *Queue) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	err := q.tryWrite(ctx, fn)
+	switch {
+	case err == nil:
+		q.storeErr.Store(nil)
+	case ctx.Err() != nil, errors.Is(err, ErrConflict), errors.Is(err, ErrNotFound):
+		// Not the store's fault.
+	default:
+		q.storeErr.Store(&err)
+	}
+	return err
+}
+
+func (q *Queue) tryWrite(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	if f := q.fault.Load(); f != nil {
+		if err := (*f)(); err != nil {
+			return err
+		}
+	}
 	tx, err := q.w.BeginTx(ctx, nil)
 	if err != nil {
 		return err
@@ -399,6 +521,58 @@ func (q *Queue) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
 		return err
 	}
 	return tx.Commit()
+}
+
+// exec runs one statement as a write.
+func (q *Queue) exec(ctx context.Context, query string, args ...any) error {
+	return q.write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, query, args...)
+		return err
+	})
+}
+
+// Store writes that record a job's progress are retried, from
+// persistMinBackoff doubling to persistMaxBackoff, until they commit or the
+// queue closes: a full disk must not leave a job Running until a restart.
+const (
+	persistMinBackoff = 100 * time.Millisecond
+	persistMaxBackoff = 30 * time.Second
+)
+
+// persist runs fn as a write until it commits, or stop ends (the queue
+// closing); the write itself runs with ctx. It logs the first failure and
+// every tenth, and when the store can be written again.
+func (q *Queue) persist(stop, ctx context.Context, logger *slog.Logger, what string, fn func(tx *sql.Tx) error) error {
+	backoff := persistMinBackoff
+	for attempt := 1; ; attempt++ {
+		err := q.write(ctx, fn)
+		if err == nil {
+			if attempt > 1 {
+				logger.Info(what+": the store can be written again", "attempts", attempt)
+			}
+			return nil
+		}
+		if attempt%10 == 1 {
+			logger.Error(what+": cannot write the job store; retrying", "attempt", attempt, "err", err)
+		}
+		timer := time.NewTimer(backoff)
+		select {
+		case <-stop.Done():
+			timer.Stop()
+			return fmt.Errorf("%s: %w", what, err)
+		case <-timer.C:
+		}
+		backoff = min(2*backoff, persistMaxBackoff)
+	}
+}
+
+// Healthy is nil while the store can be written, and the last write error
+// once a write failed, until one succeeds again.
+func (q *Queue) Healthy() error {
+	if p := q.storeErr.Load(); p != nil {
+		return fmt.Errorf("job store cannot be written: %w", *p)
+	}
+	return nil
 }
 
 func (q *Queue) signal(ch chan struct{}) {
@@ -419,12 +593,13 @@ func compactJSON(raw json.RawMessage) ([]byte, error) {
 	return b.Bytes(), nil
 }
 
-// loadJobs reads the jobs a clause selects, with their steps.
-func loadJobs(ctx context.Context, tx *sql.Tx, clause string, args ...any) ([]agentapi.Job, error) {
+// loadJobs reads the jobs a clause selects, with their steps (and their
+// output when withOutput), and their seqs.
+func loadJobs(ctx context.Context, tx *sql.Tx, withOutput bool, clause string, args ...any) ([]agentapi.Job, []int64, error) {
 	rows, err := tx.QueryContext(ctx, `SELECT seq, id, type, status, request, result, error, created_at,
 		started_at, ended_at, attempts, callback_url FROM jobs `+clause, args...)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer rows.Close()
 	var jobs []agentapi.Job
@@ -436,7 +611,7 @@ func loadJobs(ctx context.Context, tx *sql.Tx, clause string, args ...any) ([]ag
 		var started, ended sql.NullInt64
 		if err := rows.Scan(&seq, &j.ID, &j.Type, &j.Status, &request, &result, &j.Error, &created,
 			&started, &ended, &j.Attempts, &j.CallbackURL); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if string(request) != "null" {
 			j.Request = request
@@ -452,21 +627,25 @@ func loadJobs(ctx context.Context, tx *sql.Tx, clause string, args ...any) ([]ag
 		seqs = append(seqs, seq)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	rows.Close()
 	for i, seq := range seqs {
-		steps, err := loadSteps(ctx, tx, seq)
+		steps, err := loadSteps(ctx, tx, seq, withOutput)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		jobs[i].Steps = steps
 	}
-	return jobs, nil
+	return jobs, seqs, nil
 }
 
-func loadSteps(ctx context.Context, tx *sql.Tx, seq int64) ([]agentapi.Step, error) {
-	rows, err := tx.QueryContext(ctx, `SELECT name, status, started_at, ended_at, output, error, attempts
+func loadSteps(ctx context.Context, tx *sql.Tx, seq int64, withOutput bool) ([]agentapi.Step, error) {
+	output := "''"
+	if withOutput {
+		output = "output"
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT name, status, started_at, ended_at, `+output+`, error, attempts
 		FROM steps WHERE job_seq = ? ORDER BY idx`, seq)
 	if err != nil {
 		return nil, err

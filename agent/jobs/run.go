@@ -65,7 +65,7 @@ func (r *Run) SetResult(v any) error {
 		return fmt.Errorf("set result of job %s: %w", r.id, err)
 	}
 	b = []byte(r.secrets.redact(string(b)))
-	if _, err := r.q.w.ExecContext(context.Background(), `UPDATE jobs SET result = ? WHERE seq = ?`, b, r.seq); err != nil {
+	if err := r.q.exec(context.Background(), `UPDATE jobs SET result = ? WHERE seq = ?`, b, r.seq); err != nil {
 		return fmt.Errorf("set result of job %s: %w", r.id, err)
 	}
 	r.mu.Lock()

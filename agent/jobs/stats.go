@@ -34,6 +34,23 @@ type Stats struct {
 	// SiteResults are, per type and site, the last Success job whose result
 	// JSON names a site: {"site": "<name>", ...}.
 	SiteResults []SiteResult
+
+	// Running counts the jobs running now; OldestRunning gives, for each
+	// type with one running, how long the oldest has run (this attempt).
+	Running       int
+	OldestRunning map[string]time.Duration
+	// Stopping counts running jobs whose step's ctx ended (cancel, timeout)
+	// and which wait for it to return; StuckSteps those of them past
+	// StopTimeout, whose worker went on to other jobs.
+	Stopping   int
+	StuckSteps int
+	// Timeouts are the types' Timeout.
+	Timeouts map[string]time.Duration
+	// Pruned counts the ended jobs deleted by retention since the store was
+	// created.
+	Pruned uint64
+	// StoreWritable is false while the last write to the store failed.
+	StoreWritable bool
 }
 
 // EndedCount counts the jobs of a type that ended with a status.
@@ -170,7 +187,32 @@ func (q *Queue) stats(ctx context.Context, tx *sql.Tx) (Stats, error) {
 	if err != nil {
 		return s, err
 	}
+	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(SUM(value), 0) FROM counters WHERE name = 'jobs_pruned'`).
+		Scan(&s.Pruned); err != nil {
+		return s, err
+	}
 	slices.Sort(s.Types)
+
+	s.Timeouts = map[string]time.Duration{}
+	for name, t := range q.types {
+		s.Timeouts[name] = t.Timeout
+	}
+	s.OldestRunning = map[string]time.Duration{}
+	now := q.now()
+	q.mu.Lock()
+	for _, rj := range q.running {
+		s.Running++
+		if rj.stopping.Load() {
+			s.Stopping++
+		}
+		age := max(now.Sub(rj.since), 0)
+		if old, ok := s.OldestRunning[rj.typ]; !ok || age > old {
+			s.OldestRunning[rj.typ] = age
+		}
+	}
+	q.mu.Unlock()
+	s.StuckSteps = int(q.stuck.Load())
+	s.StoreWritable = q.Healthy() == nil
 	return s, nil
 }
 

@@ -81,6 +81,20 @@ var migrations = []string{
 		result   BLOB NOT NULL,
 		PRIMARY KEY (type, site)
 	) WITHOUT ROWID;`,
+	// 2: what jobs hold while they run (Type.Targets), so that jobs on one
+	// site or bench do not run at once; retention.
+	`CREATE TABLE job_targets (
+		job_seq INTEGER NOT NULL REFERENCES jobs (seq) ON DELETE CASCADE,
+		key     TEXT NOT NULL,
+		shared  INTEGER NOT NULL, -- 0: held alone
+		PRIMARY KEY (job_seq, key)
+	) WITHOUT ROWID;
+	CREATE INDEX job_targets_key ON job_targets (key, job_seq);
+	CREATE INDEX jobs_ended ON jobs (ended_at) WHERE ended_at IS NOT NULL;
+	CREATE TABLE counters (
+		name  TEXT NOT NULL PRIMARY KEY, -- 'jobs_pruned'
+		value INTEGER NOT NULL
+	) WITHOUT ROWID;`,
 }
 
 // openDB opens the store: one connection that writes (BEGIN IMMEDIATE, so a

@@ -6,8 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"runtime/debug"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hybridsuite/hybrid/agent/agentapi"
@@ -51,7 +54,11 @@ func (q *Queue) work(ctx context.Context) {
 			q.logger.Error("claim job", "err", err)
 		case c != nil:
 			q.signal(q.wake) // another worker may take the next one
-			q.run(ctx, c)
+			// The job runs apart so that a step stuck past StopTimeout can
+			// give this worker back (release) while its job goes on.
+			slot := make(chan struct{})
+			go q.run(ctx, c, sync.OnceFunc(func() { close(slot) }))
+			<-slot
 			continue
 		}
 		select {
@@ -78,14 +85,24 @@ type stepState struct {
 	output   string
 }
 
-// claim takes the oldest Pending job, making it Running, in one write
-// transaction; nil when there is none.
+// runningJob is a job this process runs.
+type runningJob struct {
+	typ    string
+	since  time.Time // claimed, this attempt
+	cancel context.CancelCauseFunc
+	// stopping: its step's ctx ended (cancel, timeout, close) and the step
+	// has not returned yet.
+	stopping atomic.Bool
+}
+
+// claim takes the oldest Pending job whose targets are free (see Target),
+// making it Running, in one write transaction; nil when there is none.
 func (q *Queue) claim(ctx context.Context) (*claimed, error) {
 	var c *claimed
 	err := q.write(ctx, func(tx *sql.Tx) error {
 		var j claimed
-		err := tx.QueryRowContext(ctx, `SELECT seq, id, type, request, result FROM jobs
-			WHERE status = ? ORDER BY seq LIMIT 1`, agentapi.Pending).Scan(&j.seq, &j.id, &j.typ, &j.request, &j.result)
+		err := tx.QueryRowContext(ctx, `SELECT seq, id, type, request, result FROM jobs p
+			WHERE status = ? AND `+claimable+` ORDER BY seq LIMIT 1`, agentapi.Pending).Scan(&j.seq, &j.id, &j.typ, &j.request, &j.result)
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil
 		}
@@ -122,16 +139,21 @@ func (q *Queue) claim(ctx context.Context) (*claimed, error) {
 }
 
 // run runs a claimed job's steps from the first not done, and records how it
-// ends; it leaves the job Running when the queue closes under it.
-func (q *Queue) run(ctx context.Context, c *claimed) {
+// ends; it leaves the job Running when the queue closes under it. It calls
+// release when it returns, or before when a stopped step does not return
+// within StopTimeout.
+func (q *Queue) run(ctx context.Context, c *claimed, release func()) {
+	defer release()
 	logger := q.logger.With("job", c.id, "type", c.typ)
-	// State is written even when ctx ends: that is how the job ends.
+	// State is written even when ctx ends: that is how the job ends. Writes
+	// that fail are retried until ctx (the queue) ends.
 	wctx := context.WithoutCancel(ctx)
 
 	jobCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
+	rj := &runningJob{typ: c.typ, since: q.now(), cancel: cancel}
 	q.mu.Lock()
-	q.running[c.id] = cancel
+	q.running[c.id] = rj
 	q.mu.Unlock()
 	defer func() {
 		q.mu.Lock()
@@ -142,7 +164,7 @@ func (q *Queue) run(ctx context.Context, c *claimed) {
 	// here, one after finds cancel in q.running.
 	var cancelRequested bool
 	if err := q.w.QueryRowContext(wctx, `SELECT cancel_requested FROM jobs WHERE seq = ?`, c.seq).Scan(&cancelRequested); err != nil {
-		logger.Error("read job", "err", err)
+		logger.Error("read job; it resumes on the next start", "err", err)
 		return
 	}
 	if cancelRequested {
@@ -157,12 +179,13 @@ func (q *Queue) run(ctx context.Context, c *claimed) {
 			o := sec.redact(*e.output)
 			e.output = &o
 		}
-		if err := q.write(wctx, func(tx *sql.Tx) error { return q.endJob(wctx, tx, e) }); err != nil {
+		if err := q.persist(ctx, wctx, logger, "end job", func(tx *sql.Tx) error { return q.endJob(wctx, tx, e) }); err != nil {
 			logger.Error("end job; it resumes on the next start", "err", err)
 			return
 		}
 		logger.Info("job ended", "status", e.status, "error", e.err)
 		q.signal(q.wakeCallback)
+		q.signal(q.wake) // a job waiting for its targets may run
 	}
 
 	t, ok := q.types[c.typ]
@@ -201,20 +224,26 @@ func (q *Queue) run(ctx context.Context, c *claimed) {
 		if prev := c.steps[i].output; prev != "" {
 			fmt.Fprintf(out, "%s\n--- attempt %d ---\n", strings.TrimRight(prev, "\n"), attempt)
 		}
-		if _, err := q.w.ExecContext(wctx, `UPDATE steps SET status = ?, started_at = ?, ended_at = NULL, attempts = ?, error = ''
-			WHERE job_seq = ? AND idx = ?`, agentapi.Running, unixNano(q.now()), attempt, c.seq, i); err != nil {
+		if err := q.persist(ctx, wctx, logger, "start step "+st.Name, func(tx *sql.Tx) error {
+			_, err := tx.ExecContext(wctx, `UPDATE steps SET status = ?, started_at = ?, ended_at = NULL, attempts = ?, error = ''
+				WHERE job_seq = ? AND idx = ?`, agentapi.Running, unixNano(q.now()), attempt, c.seq, i)
+			return err
+		}); err != nil {
 			logger.Error("start step; the job resumes on the next start", "step", st.Name, "err", err)
 			return
 		}
 		r := &Run{q: q, seq: c.seq, id: c.id, request: c.request, attempt: attempt, out: out, result: result, secrets: sec}
-		err := q.runStep(jobCtx, st, r, i)
+		err := q.runStep(jobCtx, st, r, i, rj, release, logger)
 		result = r.currentResult()
 		output, _ := out.take()
 		output = sec.redact(output)
 
 		if err == nil {
-			if _, err := q.w.ExecContext(wctx, `UPDATE steps SET status = ?, ended_at = ?, output = ? WHERE job_seq = ? AND idx = ?`,
-				agentapi.Success, unixNano(q.now()), output, c.seq, i); err != nil {
+			if err := q.persist(ctx, wctx, logger, "end step "+st.Name, func(tx *sql.Tx) error {
+				_, err := tx.ExecContext(wctx, `UPDATE steps SET status = ?, ended_at = ?, output = ? WHERE job_seq = ? AND idx = ?`,
+					agentapi.Success, unixNano(q.now()), output, c.seq, i)
+				return err
+			}); err != nil {
 				logger.Error("end step; the job resumes on the next start", "step", st.Name, "err", err)
 				return
 			}
@@ -225,7 +254,7 @@ func (q *Queue) run(ctx context.Context, c *claimed) {
 			cause := context.Cause(jobCtx)
 			if errors.Is(cause, errClosing) {
 				// Left Running, to resume on the next Open; keep what it printed.
-				q.w.ExecContext(wctx, `UPDATE steps SET output = ? WHERE job_seq = ? AND idx = ?`, output, c.seq, i)
+				q.exec(wctx, `UPDATE steps SET output = ? WHERE job_seq = ? AND idx = ?`, output, c.seq, i)
 				return
 			}
 			e.err, e.stepErr = cause.Error(), cause.Error()
@@ -238,9 +267,15 @@ func (q *Queue) run(ctx context.Context, c *claimed) {
 	end(ending{status: agentapi.Success, failedStep: -1})
 }
 
-// runStep runs one step, saving its output every second. A step that does
-// not return within stepGrace of its ctx ending is left behind.
-func (q *Queue) runStep(ctx context.Context, st Step, r *Run, idx int) error {
+// runStep runs one step, saving its output every second, until it returns.
+// When ctx ends (cancel, timeout, close) the step is waited for: what it runs
+// (a bench command) is stopped by the same ctx, and its job must not end, nor
+// another job take its targets, while it still runs. The job shows as
+// stopping meanwhile (in its output and the log). A step that has not
+// returned StopTimeout after its stop gives its worker back (release) and is
+// counted as stuck, while its job stays Running until it returns.
+func (q *Queue) runStep(ctx context.Context, st Step, r *Run, idx int, rj *runningJob, release func(), logger *slog.Logger) error {
+	logger = logger.With("step", st.Name)
 	done := make(chan error, 1)
 	go func() {
 		defer func() {
@@ -251,28 +286,54 @@ func (q *Queue) runStep(ctx context.Context, st Step, r *Run, idx int) error {
 		}()
 		done <- st.Run(ctx, r)
 	}()
+	saveFailed := false // logged once, not every second of a full disk
+	save := func() {
+		if output, dirty := r.out.take(); dirty {
+			err := q.exec(context.WithoutCancel(ctx), `UPDATE steps SET output = ? WHERE job_seq = ? AND idx = ?`,
+				r.secrets.redact(output), r.seq, idx)
+			if err != nil && !saveFailed {
+				logger.Warn("save step output", "err", err)
+			}
+			saveFailed = err != nil
+		}
+	}
 	flush := time.NewTicker(outputFlushInterval)
 	defer flush.Stop()
-	var grace <-chan time.Time
 	ctxDone := ctx.Done()
+	var stopped time.Time
+	var stuck, remind <-chan time.Time
 	for {
 		select {
 		case err := <-done:
+			if !stopped.IsZero() {
+				logger.Info("stopped step returned", "after", time.Since(stopped).Round(time.Millisecond), "err", err)
+			}
 			return err
 		case <-flush.C:
-			if output, dirty := r.out.take(); dirty {
-				if _, err := q.w.ExecContext(context.WithoutCancel(ctx), `UPDATE steps SET output = ? WHERE job_seq = ? AND idx = ?`,
-					r.secrets.redact(output), r.seq, idx); err != nil {
-					q.logger.Warn("save step output", "job", r.id, "step", st.Name, "err", err)
-				}
-			}
+			save()
 		case <-ctxDone:
 			ctxDone = nil
-			grace = time.After(stepGrace)
-		case <-grace:
-			q.logger.Warn("step did not return after its job was stopped; left running", "job", r.id, "step", st.Name,
-				"cause", context.Cause(ctx))
-			return context.Cause(ctx)
+			stopped = time.Now()
+			rj.stopping.Store(true)
+			cause := context.Cause(ctx)
+			if !errors.Is(cause, errClosing) { // closing: the job resumes, not ends
+				fmt.Fprintf(r.out, "--- stopping (%v): waiting for the step to return ---\n", cause)
+				save()
+			}
+			logger.Warn("job stopping: waiting for its step to return", "cause", cause)
+			stuck = time.After(q.stopTimeout)
+		case <-stuck:
+			stuck = nil
+			q.stuck.Add(1)
+			defer q.stuck.Add(-1)
+			logger.Error("stopped step has not returned; its worker takes other jobs, its job stays Running and holds its targets until it does",
+				"stopped", time.Since(stopped).Round(time.Second), "cause", context.Cause(ctx))
+			release()
+			ticker := time.NewTicker(q.stopTimeout)
+			defer ticker.Stop()
+			remind = ticker.C
+		case <-remind:
+			logger.Error("stopped step still has not returned", "stopped", time.Since(stopped).Round(time.Second))
 		}
 	}
 }
@@ -436,6 +497,6 @@ func (q *Queue) recover(ctx context.Context) error {
 			}
 			q.logger.Info("job found running at start resumes", "job", f.id, "type", f.typ, "attempts", f.attempts)
 		}
-		return nil
+		return q.backfillTargets(ctx, tx)
 	})
 }

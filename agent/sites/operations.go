@@ -57,7 +57,7 @@ type Operations struct {
 // Types lists the job types, the one place they are wired.
 func (o *Operations) Types() []jobs.Type {
 	t := func(name string, steps func(json.RawMessage) ([]jobs.Step, error)) jobs.Type {
-		return jobs.Type{Name: name, Timeout: o.Timeout, Steps: steps}
+		return jobs.Type{Name: name, Timeout: o.Timeout, Steps: steps, Targets: jobs.RequestTargets}
 	}
 	return []jobs.Type{
 		t(agentapi.TypeBenchNew, o.benchNew),

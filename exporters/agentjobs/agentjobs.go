@@ -21,9 +21,18 @@ type Source interface {
 
 var _ Source = (*jobs.Queue)(nil)
 
+// SiteRef names a site and its bench.
+type SiteRef struct{ Bench, Site string }
+
+// SiteLister lists the sites that exist on the server (not archived ones).
+type SiteLister interface {
+	Sites(ctx context.Context) ([]SiteRef, error)
+}
+
 // Collector exports a job queue's metrics.
 type Collector struct {
-	src Source
+	src   Source
+	sites SiteLister
 
 	endedDesc        *prometheus.Desc
 	durationDesc     *prometheus.Desc
@@ -32,12 +41,22 @@ type Collector struct {
 	stepFailuresDesc *prometheus.Desc
 	backupTimeDesc   *prometheus.Desc
 	backupSizeDesc   *prometheus.Desc
+	runningDesc      *prometheus.Desc
+	oldestRunDesc    *prometheus.Desc
+	timeoutDesc      *prometheus.Desc
+	stoppingDesc     *prometheus.Desc
+	stuckDesc        *prometheus.Desc
+	prunedDesc       *prometheus.Desc
+	writableDesc     *prometheus.Desc
 }
 
-// New returns a Collector reading src.
-func New(src Source) *Collector {
+// New returns a Collector reading src. With sites, every existing site has
+// a last backup timestamp (0 when never backed up) and a site that is gone
+// (archived) has none; without, only sites with a backup have one.
+func New(src Source, sites SiteLister) *Collector {
 	return &Collector{
-		src: src,
+		src:   src,
+		sites: sites,
 		endedDesc: prometheus.NewDesc("hybrid_agent_jobs_total",
 			"Jobs that ended, by type and status (Success or Failure).", []string{"type", "status"}, nil),
 		durationDesc: prometheus.NewDesc("hybrid_agent_job_duration_seconds",
@@ -50,9 +69,23 @@ func New(src Source) *Collector {
 			"Steps that ended Failure (an error, a timeout, a cancel or an interruption), by job type and step.",
 			[]string{"type", "step"}, nil),
 		backupTimeDesc: prometheus.NewDesc("hybrid_site_last_backup_timestamp_seconds",
-			"When the site's last successful backup job ended, as a Unix time.", []string{"site"}, nil),
+			"When the site's last successful backup job ended, as a Unix time; 0 when it never had one.", []string{"site"}, nil),
 		backupSizeDesc: prometheus.NewDesc("hybrid_site_backup_size_bytes",
 			"Size of the site's last successful backup.", []string{"site"}, nil),
+		runningDesc: prometheus.NewDesc("hybrid_agent_jobs_running",
+			"Jobs running now, stopping ones included.", nil, nil),
+		oldestRunDesc: prometheus.NewDesc("hybrid_agent_oldest_running_job_age_seconds",
+			"How long the oldest running job of the type has run (this attempt); 0 when none runs.", []string{"type"}, nil),
+		timeoutDesc: prometheus.NewDesc("hybrid_agent_job_timeout_seconds",
+			"The time a job of the type may run before it is stopped.", []string{"type"}, nil),
+		stoppingDesc: prometheus.NewDesc("hybrid_agent_jobs_stopping",
+			"Jobs cancelled or timed out whose step has not returned yet.", nil, nil),
+		stuckDesc: prometheus.NewDesc("hybrid_agent_job_steps_stuck",
+			"Stopped steps that have not returned within the stop timeout; their jobs stay Running.", nil, nil),
+		prunedDesc: prometheus.NewDesc("hybrid_agent_jobs_pruned_total",
+			"Ended jobs deleted from the job store by retention.", nil, nil),
+		writableDesc: prometheus.NewDesc("hybrid_agent_job_store_writable",
+			"1 when the last write to the job store succeeded, 0 when it failed (disk full): jobs cannot record their progress.", nil, nil),
 	}
 }
 
@@ -98,17 +131,64 @@ func (c *Collector) Update(ctx context.Context, ch chan<- prometheus.Metric) err
 		ch <- prometheus.MustNewConstMetric(c.stepFailuresDesc, prometheus.CounterValue, float64(f.Count), f.Type, f.Step)
 	}
 
-	for _, r := range s.SiteResults {
-		if r.Type != BackupType {
+	ch <- prometheus.MustNewConstMetric(c.runningDesc, prometheus.GaugeValue, float64(s.Running))
+	ch <- prometheus.MustNewConstMetric(c.stoppingDesc, prometheus.GaugeValue, float64(s.Stopping))
+	ch <- prometheus.MustNewConstMetric(c.stuckDesc, prometheus.GaugeValue, float64(s.StuckSteps))
+	ch <- prometheus.MustNewConstMetric(c.prunedDesc, prometheus.CounterValue, float64(s.Pruned))
+	writable := 0.0
+	if s.StoreWritable {
+		writable = 1
+	}
+	ch <- prometheus.MustNewConstMetric(c.writableDesc, prometheus.GaugeValue, writable)
+	for _, t := range s.Types {
+		ch <- prometheus.MustNewConstMetric(c.oldestRunDesc, prometheus.GaugeValue, s.OldestRunning[t].Seconds(), t)
+		if d, ok := s.Timeouts[t]; ok {
+			ch <- prometheus.MustNewConstMetric(c.timeoutDesc, prometheus.GaugeValue, d.Seconds(), t)
+		}
+	}
+
+	return c.updateBackups(ctx, ch, s.SiteResults)
+}
+
+// updateBackups sends each site's last backup time and size.
+func (c *Collector) updateBackups(ctx context.Context, ch chan<- prometheus.Metric, results []jobs.SiteResult) error {
+	last := map[string]jobs.SiteResult{}
+	for _, r := range results {
+		if r.Type == BackupType {
+			last[r.Site] = r
+		}
+	}
+	var sites []string
+	if c.sites == nil {
+		for site := range last {
+			sites = append(sites, site)
+		}
+	} else {
+		refs, err := c.sites.Sites(ctx)
+		if err != nil {
+			return fmt.Errorf("list sites: %w", err)
+		}
+		seen := map[string]bool{}
+		for _, ref := range refs {
+			if !seen[ref.Site] { // a site's name is unique on the server; a series must be
+				seen[ref.Site] = true
+				sites = append(sites, ref.Site)
+			}
+		}
+	}
+	for _, site := range sites {
+		r, ok := last[site]
+		if !ok {
+			ch <- prometheus.MustNewConstMetric(c.backupTimeDesc, prometheus.GaugeValue, 0, site)
 			continue
 		}
 		ch <- prometheus.MustNewConstMetric(c.backupTimeDesc, prometheus.GaugeValue,
-			float64(r.EndedAt.UnixNano())/1e9, r.Site)
+			float64(r.EndedAt.UnixNano())/1e9, site)
 		var backup struct {
 			SizeBytes *float64 `json:"size_bytes"`
 		}
 		if json.Unmarshal(r.Result, &backup) == nil && backup.SizeBytes != nil {
-			ch <- prometheus.MustNewConstMetric(c.backupSizeDesc, prometheus.GaugeValue, *backup.SizeBytes, r.Site)
+			ch <- prometheus.MustNewConstMetric(c.backupSizeDesc, prometheus.GaugeValue, *backup.SizeBytes, site)
 		}
 	}
 	return nil

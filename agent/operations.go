@@ -116,8 +116,7 @@ func newOperations(ctx context.Context, cfg Config, logger *slog.Logger) (*opera
 		// Jobs never record the agent's own secrets, whatever a step prints.
 		Secrets:        agentSecrets(cfg, callbackSecret),
 		CallbackSecret: callbackSecret,
-
-		Retention: cfg.API.JobRetention,
+		Retention:      cfg.API.JobRetention,
 	}); err != nil {
 		return fail(err)
 	}

@@ -36,10 +36,14 @@ import (
 const (
 	helperEnv    = "HYBRID_JOBS_HELPER_DIR"
 	crashKills   = 20
-	crashJobs    = 16
 	crashOnce    = 2 // jobs of a type that does not resume
 	crashMinStep = 50 * time.Millisecond
 )
+
+// crashJobs is the resumable jobs submitted: enough work that every kill
+// lands before the last one ends, also under the race detector, where a
+// child starts slower and so gets further between kills.
+var crashJobs = map[bool]int{false: 16, true: 48}[raceEnabled]
 
 func crashTypes(dir string) []Type {
 	steps := func(json.RawMessage) ([]Step, error) {

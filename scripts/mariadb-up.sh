@@ -4,13 +4,26 @@
 # given a second file, an admin user for the agent's site operations (it
 # creates and drops site databases and users).
 # Usage: scripts/mariadb-up.sh <credentials-file> [<admin-credentials-file>]. Idempotent.
+# With MARIADB_SOCKET set, it works on that server (e.g. the one of
+# scripts/mariadb-private.sh, where the caller is root through the socket)
+# instead of the host's.
+#
+# On the host's server the users are named after the folder of the
+# credentials file (hybrid_exporter_<8 hex>), so that two agents (two
+# checkouts, two roots) never reset each other's passwords.
 set -euo pipefail
 creds=${1:?usage: mariadb-up.sh <credentials-file> [<admin-credentials-file>]}
 admin=${2:-}
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
+mariadb_root=($sudo mariadb)
+suffix=_$(realpath -m "$(dirname "$creds")" | sha256sum | cut -c1-8)
+if [ -n "${MARIADB_SOCKET:-}" ]; then
+  mariadb_root=(mariadb --socket="$MARIADB_SOCKET")
+  suffix=""
+fi
 
-if ! $sudo mariadb-admin ping --silent >/dev/null 2>&1; then
+if [ -z "${MARIADB_SOCKET:-}" ] && ! $sudo mariadb-admin ping --silent >/dev/null 2>&1; then
   echo "mariadb-up: starting MariaDB"
   if [ -d /run/systemd/system ]; then
     $sudo systemctl start mariadb
@@ -24,7 +37,7 @@ if ! $sudo mariadb-admin ping --silent >/dev/null 2>&1; then
   $sudo mariadb-admin ping --silent >/dev/null || { echo "mariadb-up: MariaDB did not start" >&2; exit 1; }
 fi
 
-socket=$($sudo mariadb -N -B -e "SELECT @@socket")
+socket=$("${mariadb_root[@]}" -N -B -e "SELECT @@socket")
 
 # ensure_user <file> <user> <grants> [<suffix>]: an existing credentials file that still
 # logs in is kept as it is; otherwise the user gets a new random password.
@@ -37,7 +50,7 @@ ensure_user() {
   local password
   password=$(head -c 18 /dev/urandom | base64 | tr -d '/+=')
   # The password goes to the server on stdin, never on a command line.
-  $sudo mariadb <<SQL
+  "${mariadb_root[@]}" <<SQL
 CREATE USER IF NOT EXISTS '${user}'@'localhost';
 ALTER USER '${user}'@'localhost' IDENTIFIED BY '${password}';
 GRANT ${grants} TO '${user}'@'localhost' ${suffix};
@@ -50,7 +63,7 @@ SQL
   echo "mariadb-up: user $user ready, credentials in $file"
 }
 
-ensure_user "$creds" hybrid_exporter "PROCESS, REPLICATION CLIENT, SLAVE MONITOR, SELECT ON *.*"
+ensure_user "$creds" "hybrid_exporter$suffix" "PROCESS, REPLICATION CLIENT, SLAVE MONITOR, SELECT ON *.*"
 if [ -n "$admin" ]; then
-  ensure_user "$admin" hybrid_admin "ALL PRIVILEGES ON *.*" "WITH GRANT OPTION"
+  ensure_user "$admin" "hybrid_admin$suffix" "ALL PRIVILEGES ON *.*" "WITH GRANT OPTION"
 fi

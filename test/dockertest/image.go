@@ -42,18 +42,28 @@ const digestLabel = "io.hybrid.test.context.sha256"
 // Several test packages may call it at once: each build gives the same image.
 func BuildStatic(ctx context.Context, t testing.TB, cli *client.Client, img StaticImage) string {
 	t.Helper()
-	bin, err := compile(ctx, t.TempDir(), img)
+	tag, err := Build(ctx, cli, img, t.TempDir())
 	if err != nil {
-		t.Fatalf("build %s: %v", img.Package, err)
+		t.Fatal(err)
+	}
+	return tag
+}
+
+// Build is BuildStatic outside a test (`make run` builds the stand-in bench
+// image with it); dir is a scratch folder for the compiled program.
+func Build(ctx context.Context, cli *client.Client, img StaticImage, dir string) (string, error) {
+	bin, err := compile(ctx, dir, img)
+	if err != nil {
+		return "", fmt.Errorf("build %s: %w", img.Package, err)
 	}
 	buildCtx, err := buildContext(img, bin)
 	if err != nil {
-		t.Fatalf("make build context of %s: %v", img.Tag, err)
+		return "", fmt.Errorf("make build context of %s: %w", img.Tag, err)
 	}
 	sum := sha256.Sum256(buildCtx)
 	digest := hex.EncodeToString(sum[:])
 	if res, err := cli.ImageInspect(ctx, img.Tag); err == nil && res.Config != nil && res.Config.Labels[digestLabel] == digest {
-		return img.Tag
+		return img.Tag, nil
 	}
 	res, err := cli.ImageBuild(ctx, bytes.NewReader(buildCtx), client.ImageBuildOptions{
 		Tags:        []string{img.Tag},
@@ -63,13 +73,13 @@ func BuildStatic(ctx context.Context, t testing.TB, cli *client.Client, img Stat
 		Dockerfile:  "Dockerfile",
 	})
 	if err != nil {
-		t.Fatalf("build image %s: %v", img.Tag, err)
+		return "", fmt.Errorf("build image %s: %w", img.Tag, err)
 	}
 	defer res.Body.Close()
 	if err := readBuildOutput(res.Body); err != nil {
-		t.Fatalf("build image %s: %v", img.Tag, err)
+		return "", fmt.Errorf("build image %s: %w", img.Tag, err)
 	}
-	return img.Tag
+	return img.Tag, nil
 }
 
 func compile(ctx context.Context, dir string, img StaticImage) ([]byte, error) {

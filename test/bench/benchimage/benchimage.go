@@ -44,12 +44,19 @@ EXPOSE 8000
 CMD ["bench", "serve", "--port", "8000"]
 `
 
+var image = dockertest.StaticImage{
+	Tag: Tag, Package: Package, Binary: "bench", Dockerfile: dockerfile,
+	Dirs: []string{"home", "home/frappe", "home/frappe/frappe-bench", "home/frappe/frappe-bench/sites",
+		"home/frappe/frappe-bench/archived_sites"},
+}
+
 // Build builds the image Tag (see test/dockertest.BuildStatic) and returns it.
 func Build(ctx context.Context, t testing.TB, cli *client.Client) string {
 	t.Helper()
-	return dockertest.BuildStatic(ctx, t, cli, dockertest.StaticImage{
-		Tag: Tag, Package: Package, Binary: "bench", Dockerfile: dockerfile,
-		Dirs: []string{"home", "home/frappe", "home/frappe/frappe-bench", "home/frappe/frappe-bench/sites",
-			"home/frappe/frappe-bench/archived_sites"},
-	})
+	return dockertest.BuildStatic(ctx, t, cli, image)
+}
+
+// BuildImage is Build outside a test; dir is a scratch folder.
+func BuildImage(ctx context.Context, cli *client.Client, dir string) (string, error) {
+	return dockertest.Build(ctx, cli, image, dir)
 }

@@ -187,9 +187,3 @@ func timePtr(n sql.NullInt64) *time.Time {
 	return &t
 }
 
-func nullTime(t *time.Time) sql.NullInt64 {
-	if t == nil {
-		return sql.NullInt64{}
-	}
-	return sql.NullInt64{Int64: t.UnixNano(), Valid: true}
-}

@@ -436,7 +436,7 @@ func parseStatusUID(b []byte) (uint32, error) {
 	}
 	fields := bytes.Fields(line)
 	if len(fields) < 2 {
-		return 0, fmt.Errorf("Uid line %q has no effective uid", line)
+		return 0, fmt.Errorf("status line %q has no effective uid", line)
 	}
 	v, ok := parseUint(fields[1])
 	if !ok || v > 1<<32-1 {

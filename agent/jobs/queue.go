@@ -336,6 +336,12 @@ func (q *Queue) Submit(ctx context.Context, s Submission) (job agentapi.Job, cre
 				seq, i, st.Name, agentapi.Pending); err != nil {
 				return err
 			}
+			// The step's failure counter exists, at 0, before its first
+			// failure, so increase() sees that one too.
+			if _, err := tx.ExecContext(ctx, `INSERT INTO step_failures (type, step, count) VALUES (?, ?, 0)
+				ON CONFLICT (type, step) DO NOTHING`, s.Type, st.Name); err != nil {
+				return err
+			}
 		}
 		if err := insertTargets(ctx, tx, seq, targets); err != nil {
 			return err

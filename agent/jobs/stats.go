@@ -51,6 +51,9 @@ type Stats struct {
 	Pruned uint64
 	// StoreWritable is false while the last write to the store failed.
 	StoreWritable bool
+	// ConsecutiveFailures counts, by type, the jobs that ended Failure in a
+	// row since the type's last Success.
+	ConsecutiveFailures map[string]int
 }
 
 // EndedCount counts the jobs of a type that ended with a status.
@@ -189,6 +192,19 @@ func (q *Queue) stats(ctx context.Context, tx *sql.Tx) (Stats, error) {
 	}
 	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(SUM(value), 0) FROM counters WHERE name = 'jobs_pruned'`).
 		Scan(&s.Pruned); err != nil {
+		return s, err
+	}
+	s.ConsecutiveFailures = map[string]int{}
+	err = queryRows(ctx, tx, `SELECT type, failures FROM failure_streaks`, nil, func(rows *sql.Rows) error {
+		var typ string
+		var n int
+		if err := rows.Scan(&typ, &n); err != nil {
+			return err
+		}
+		s.ConsecutiveFailures[typ] = n
+		return nil
+	})
+	if err != nil {
 		return s, err
 	}
 	slices.Sort(s.Types)

@@ -95,6 +95,12 @@ var migrations = []string{
 		name  TEXT NOT NULL PRIMARY KEY, -- 'jobs_pruned'
 		value INTEGER NOT NULL
 	) WITHOUT ROWID;`,
+	// 3: jobs of a type that failed in a row since its last success, so an
+	// alert fires on repeated failures and resolves on the next success.
+	`CREATE TABLE failure_streaks (
+		type     TEXT NOT NULL PRIMARY KEY,
+		failures INTEGER NOT NULL
+	) WITHOUT ROWID;`,
 }
 
 // openDB opens the store: one connection that writes (BEGIN IMMEDIATE, so a
@@ -186,4 +192,3 @@ func timePtr(n sql.NullInt64) *time.Time {
 	t := time.Unix(0, n.Int64).UTC()
 	return &t
 }
-

@@ -403,6 +403,15 @@ func (q *Queue) endJob(ctx context.Context, tx *sql.Tx, e ending) error {
 		ON CONFLICT (type, status) DO UPDATE SET count = count + 1`, e.typ, e.status); err != nil {
 		return err
 	}
+	failed := 0
+	if e.status == agentapi.Failure {
+		failed = 1
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO failure_streaks (type, failures) VALUES (?, ?)
+		ON CONFLICT (type) DO UPDATE SET failures = CASE WHEN excluded.failures = 0 THEN 0 ELSE failures + 1 END`,
+		e.typ, failed); err != nil {
+		return err
+	}
 	if started.Valid {
 		d := now.Sub(time.Unix(0, started.Int64)).Seconds()
 		if _, err := tx.ExecContext(ctx, `INSERT INTO durations (type, count, sum) VALUES (?, 1, ?)

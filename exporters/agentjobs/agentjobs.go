@@ -48,6 +48,7 @@ type Collector struct {
 	stuckDesc        *prometheus.Desc
 	prunedDesc       *prometheus.Desc
 	writableDesc     *prometheus.Desc
+	streakDesc       *prometheus.Desc
 }
 
 // New returns a Collector reading src. With sites, every existing site has
@@ -84,6 +85,8 @@ func New(src Source, sites SiteLister) *Collector {
 			"Stopped steps that have not returned within the stop timeout; their jobs stay Running.", nil, nil),
 		prunedDesc: prometheus.NewDesc("hybrid_agent_jobs_pruned_total",
 			"Ended jobs deleted from the job store by retention.", nil, nil),
+		streakDesc: prometheus.NewDesc("hybrid_agent_job_consecutive_failures",
+			"Jobs of the type that ended Failure in a row since its last Success; 0 after a Success.", []string{"type"}, nil),
 		writableDesc: prometheus.NewDesc("hybrid_agent_job_store_writable",
 			"1 when the last write to the job store succeeded, 0 when it failed (disk full): jobs cannot record their progress.", nil, nil),
 	}
@@ -142,6 +145,7 @@ func (c *Collector) Update(ctx context.Context, ch chan<- prometheus.Metric) err
 	ch <- prometheus.MustNewConstMetric(c.writableDesc, prometheus.GaugeValue, writable)
 	for _, t := range s.Types {
 		ch <- prometheus.MustNewConstMetric(c.oldestRunDesc, prometheus.GaugeValue, s.OldestRunning[t].Seconds(), t)
+		ch <- prometheus.MustNewConstMetric(c.streakDesc, prometheus.GaugeValue, float64(s.ConsecutiveFailures[t]), t)
 		if d, ok := s.Timeouts[t]; ok {
 			ch <- prometheus.MustNewConstMetric(c.timeoutDesc, prometheus.GaugeValue, d.Seconds(), t)
 		}

@@ -64,3 +64,7 @@ func TestDatabaseName_SafeAndUnique(t *testing.T) {
 		seen[n] = s
 	}
 }
+
+func TestImage_ImageID_Accepted(t *testing.T) {
+	require.NoError(t, Image("sha256:"+strings.Repeat("ab", 32)))
+}

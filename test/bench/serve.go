@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -166,6 +167,12 @@ func (h *SiteHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if sc.cfg.Maintenance {
 		writeError(w, http.StatusServiceUnavailable, "SessionStopped", "The site is in maintenance mode")
 		return
+	}
+	if r.URL.Path == "/api/method/ping" {
+		if fail, _ := hookSet(filepath.Join(h.b.SitesDir(), failPingFile)); fail {
+			writeError(w, http.StatusInternalServerError, "ValidationError", "ping fails on purpose ("+failPingFile+" present)")
+			return
+		}
 	}
 	api := &siteAPI{db: sc.db, log: h.log.With("site", site)}
 	api.route(w, r)

@@ -44,12 +44,20 @@ EXPOSE 8000
 CMD ["bench", "serve", "--port", "8000"]
 `
 
-// Build builds the image Tag (see test/dockertest.BuildStatic) and returns it.
+// Build builds the image Tag (see test/dockertest.BuildStatic) and returns
+// its id (sha256:...), which names this build whatever Tag is moved to
+// later: test packages of other checkouts may build another binary under
+// the same Tag while this test runs.
 func Build(ctx context.Context, t testing.TB, cli *client.Client) string {
 	t.Helper()
-	return dockertest.BuildStatic(ctx, t, cli, dockertest.StaticImage{
+	tag := dockertest.BuildStatic(ctx, t, cli, dockertest.StaticImage{
 		Tag: Tag, Package: Package, Binary: "bench", Dockerfile: dockerfile,
 		Dirs: []string{"home", "home/frappe", "home/frappe/frappe-bench", "home/frappe/frappe-bench/sites",
 			"home/frappe/frappe-bench/archived_sites"},
 	})
+	res, err := cli.ImageInspect(ctx, tag)
+	if err != nil {
+		t.Fatalf("inspect image %s: %v", tag, err)
+	}
+	return res.ID
 }

@@ -206,7 +206,7 @@ func (o *Operations) benchNew(raw json.RawMessage) ([]jobs.Step, error) {
 			if err != nil {
 				return err
 			}
-			return waitTCP(ctx, net.JoinHostPort("127.0.0.1", strconv.Itoa(c.Port)), time.Minute)
+			return waitServing(ctx, net.JoinHostPort("127.0.0.1", strconv.Itoa(c.Port)), time.Minute)
 		}},
 		{Name: "route", Run: func(ctx context.Context, run *jobs.Run) error {
 			if err := o.route(ctx, run); err != nil {
@@ -518,13 +518,20 @@ func (o *Operations) now() time.Time {
 	return time.Now()
 }
 
-func waitTCP(ctx context.Context, addr string, timeout time.Duration) error {
+// waitServing waits until the bench answers HTTP on addr, whatever the
+// status: a TCP connection alone proves nothing, since Docker's proxy
+// accepts on a published port whether the container listens or not.
+func waitServing(ctx context.Context, addr string, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
+	client := &http.Client{Timeout: 2 * time.Second}
 	for {
-		d := net.Dialer{Timeout: time.Second}
-		c, err := d.DialContext(ctx, "tcp", addr)
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/api/method/ping", nil)
+		if err != nil {
+			return err
+		}
+		resp, err := client.Do(req)
 		if err == nil {
-			c.Close()
+			resp.Body.Close()
 			return nil
 		}
 		if time.Now().After(deadline) {

@@ -21,6 +21,7 @@ const envDBPassword = "HYBRID_DB_PASSWORD"
 const (
 	failNewSiteFile = "fail_new_site" // in sites/: new-site fails halfway, leaving its folder and tables
 	failPingFile    = "fail_ping"     // in sites/: GET /api/method/ping answers 500
+	failServeFile   = "fail_serve"    // in sites/: serve exits at once, serving nothing
 	failBackupFile  = "fail_backup"   // in sites/<site>/: backup fails
 	failRestoreFile = "fail_restore"  // in sites/<site>/: restore fails before touching anything
 )

@@ -91,3 +91,12 @@ func TestHooks_FailBackupRestorePing_OnRequest(t *testing.T) {
 	require.NoError(t, os.Remove(filepath.Join(tb.SitesDir(), failPingFile)))
 	require.Equal(t, http.StatusOK, ping(), "the hook is read on every request")
 }
+
+func TestHooks_FailServe_ExitsAtOnce(t *testing.T) {
+	tb := newTestBench(t)
+	require.NoError(t, os.MkdirAll(tb.SitesDir(), 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(tb.SitesDir(), failServeFile), nil, 0o644))
+	code, _, stderr := tb.run(t, "serve", "--port", "0")
+	require.Equal(t, 1, code)
+	require.Contains(t, stderr, "fails on purpose")
+}

@@ -37,6 +37,9 @@ func (b *Bench) serveCmd(ctx context.Context, args []string) error {
 	if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
 		return usagef("serve: --port %q is not a port number", port)
 	}
+	if fail, err := hookSet(filepath.Join(b.SitesDir(), failServeFile)); err != nil || fail {
+		return fmt.Errorf("serve: fails on purpose (%s present): %v", failServeFile, err)
+	}
 	ln, err := net.Listen("tcp", net.JoinHostPort(a.vals["bind"], port))
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)

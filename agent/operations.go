@@ -101,6 +101,7 @@ func newOperations(ctx context.Context, cfg Config, logger *slog.Logger) (*opera
 		Types:   ops.Types(),
 		Workers: cfg.API.Workers,
 		Logger:  logger.With("component", "jobs"),
+		Secrets: agentSecrets(cfg),
 	}); err != nil {
 		return fail(err)
 	}
@@ -205,3 +206,20 @@ func (c adminConnector) Connect(ctx context.Context) (driver.Conn, error) {
 }
 
 func (c adminConnector) Driver() driver.Driver { return mysql.MySQLDriver{} }
+
+// agentSecrets are the agent's own secrets, which jobs never record as they
+// are (a second line of defence: none is meant to reach a job): the API
+// token it made, the offsite keys and the MariaDB admin password.
+func agentSecrets(cfg Config) []string {
+	var out []string
+	for _, p := range []string{filepath.Join(filepath.Dir(cfg.TokenHashFile()), "api-token"),
+		cfg.Sites.Offsite.AccessKeyFile, cfg.Sites.Offsite.SecretKeyFile} {
+		if b, err := os.ReadFile(p); p != "" && err == nil {
+			out = append(out, strings.TrimSpace(string(b)))
+		}
+	}
+	if creds, err := mycnf.Read(cfg.AdminCredentialsFile()); err == nil {
+		out = append(out, creds.Password)
+	}
+	return out
+}

@@ -39,10 +39,12 @@ func requireSecretsAbsent(t *testing.T, where string, content []byte, secrets ma
 
 // refusingS3 is the offsite storage of the secrets test: gofakes3, or, while
 // refusing is set, an S3 that refuses every request with an error quoting
-// the access key (as a verbose S3-compatible server might).
+// the access key (as a verbose S3-compatible server might), or, while down
+// is set, one that drops every connection.
 type refusingS3 struct {
 	*httptest.Server
 	refusing atomic.Bool
+	down     atomic.Bool // every connection is dropped unanswered
 }
 
 func newRefusingS3(t *testing.T, accessKey string) *refusingS3 {
@@ -51,6 +53,12 @@ func newRefusingS3(t *testing.T, accessKey string) *refusingS3 {
 	fake := gofakes3.New(backend).Server()
 	s := &refusingS3{}
 	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.down.Load() {
+			if conn, _, err := w.(http.Hijacker).Hijack(); err == nil {
+				conn.Close()
+			}
+			return
+		}
 		if !s.refusing.Load() {
 			fake.ServeHTTP(w, r)
 			return
@@ -213,8 +221,12 @@ func TestSecrets_EveryJobFailingWhereItHandlesOne_NoSecretInStoreAPICallbacksLog
 	s3.refusing.Store(true)
 	failsAt("upload offsite", job(site+"/backup", agentapi.Backup{Offsite: true}, agentapi.Failure))
 
-	// site.restore: S3 refuses the download; the bench fails printing the password.
+	// site.restore: S3 refuses the download, then is unreachable; the bench
+	// fails printing the password.
 	failsAt("fetch backup", job(site+"/restore", agentapi.Restore{Object: "ok.example.com/2026-01-01/20260101_000000"}, agentapi.Failure))
+	s3.down.Store(true)
+	failsAt("fetch backup", job(site+"/restore", agentapi.Restore{Object: "ok.example.com/2026-01-02/20260102_000000"}, agentapi.Failure))
+	s3.down.Store(false)
 	local := job(site+"/backup", agentapi.Backup{}, agentapi.Success)
 	var made struct {
 		Dir string `json:"dir"`

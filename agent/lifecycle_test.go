@@ -137,6 +137,7 @@ type siteEnv struct {
 	image     string
 	s3URL     string
 	nginxAddr string
+	db        *mariadbtest.Server
 }
 
 func newSiteEnv(t *testing.T) siteEnv {
@@ -174,7 +175,7 @@ func newSiteEnv(t *testing.T) siteEnv {
 	cfg.Sites.Offsite = OffsiteConfig{Endpoint: strings.TrimPrefix(s3.URL, "http://"), Bucket: "backups",
 		AccessKeyFile: filepath.Join(keys, "access"), SecretKeyFile: filepath.Join(keys, "secret"), Insecure: true}
 	cfg.API.JobTimeout = 5 * time.Minute
-	return siteEnv{cfg: cfg, cli: cli, image: image, s3URL: s3.URL, nginxAddr: nginxAddr}
+	return siteEnv{cfg: cfg, cli: cli, image: image, s3URL: s3.URL, nginxAddr: nginxAddr, db: db}
 }
 
 // removeBench removes a bench's container when the test ends.

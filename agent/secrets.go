@@ -16,6 +16,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/hybridsuite/hybrid/internal/atomicfile"
+	"github.com/hybridsuite/hybrid/internal/mycnf"
 	"github.com/hybridsuite/hybrid/internal/webauth"
 )
 
@@ -130,6 +131,10 @@ func agentSecrets(cfg Config, callbackSecret []byte) []string {
 		if s, err := readSecretFile("secret", f); err == nil {
 			secrets = append(secrets, s)
 		}
+	}
+	// The admin user creates and drops every site's database.
+	if creds, err := mycnf.Read(cfg.AdminCredentialsFile()); err == nil && creds.Password != "" {
+		secrets = append(secrets, creds.Password)
 	}
 	return secrets
 }

@@ -13,10 +13,13 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/hybridsuite/hybrid/agent/agentapi"
+	"github.com/hybridsuite/hybrid/agent/backup"
 	"github.com/hybridsuite/hybrid/agent/jobs"
 	"github.com/hybridsuite/hybrid/agent/names"
 )
@@ -34,6 +37,12 @@ type Queue interface {
 type Inventory interface {
 	BenchExists(bench string) bool
 	SiteExists(bench, site string) bool
+	// SiteBench names the bench a site is on (or being created on): a site
+	// name is unique on the server, since its database, secrets, offsite
+	// prefix and nginx server_name depend on the name alone.
+	SiteBench(site string) (bench string, ok bool)
+	// BackupsDir is the folder of a site's local backups.
+	BackupsDir(bench, site string) string
 }
 
 // maxBody bounds a request body: requests are small JSON documents.
@@ -212,11 +221,12 @@ func (s *Server) newBench(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, strings.Join(problems, "; "))
 		return
 	}
-	if s.inventory.BenchExists(req.Name) {
-		writeError(w, http.StatusConflict, fmt.Sprintf("bench %q exists", req.Name))
-		return
-	}
-	s.submit(w, r, agentapi.TypeBenchNew, req)
+	s.submit(w, r, agentapi.TypeBenchNew, req, func() (int, string) {
+		if s.inventory.BenchExists(req.Name) {
+			return http.StatusConflict, fmt.Sprintf("bench %q exists", req.Name)
+		}
+		return 0, ""
+	})
 }
 
 func (s *Server) benchJob(typ string) http.HandlerFunc {
@@ -225,7 +235,7 @@ func (s *Server) benchJob(typ string) http.HandlerFunc {
 		if !ok || !emptyBody(w, r) {
 			return
 		}
-		s.submit(w, r, typ, agentapi.BenchRequest{Bench: bench})
+		s.submit(w, r, typ, agentapi.BenchRequest{Bench: bench}, s.benchExists(bench))
 	}
 }
 
@@ -242,7 +252,7 @@ func (s *Server) benchLimits(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, strings.Join(problems, "; "))
 		return
 	}
-	s.submit(w, r, agentapi.TypeBenchLimits, agentapi.BenchLimitsRequest{Bench: bench, Limits: limits})
+	s.submit(w, r, agentapi.TypeBenchLimits, agentapi.BenchLimitsRequest{Bench: bench, Limits: limits}, s.benchExists(bench))
 }
 
 func (s *Server) newSite(w http.ResponseWriter, r *http.Request) {
@@ -258,11 +268,15 @@ func (s *Server) newSite(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	if s.inventory.SiteExists(bench, req.Name) {
-		writeError(w, http.StatusConflict, fmt.Sprintf("site %q exists on bench %q", req.Name, bench))
-		return
-	}
-	s.submit(w, r, agentapi.TypeSiteNew, agentapi.SiteRequest{Bench: bench, Site: req.Name})
+	s.submit(w, r, agentapi.TypeSiteNew, agentapi.SiteRequest{Bench: bench, Site: req.Name}, func() (int, string) {
+		if code, msg := s.benchExists(bench)(); code != 0 {
+			return code, msg
+		}
+		if on, ok := s.inventory.SiteBench(req.Name); ok {
+			return http.StatusConflict, fmt.Sprintf("site %q exists on bench %q: a site name is unique on the server", req.Name, on)
+		}
+		return 0, ""
+	})
 }
 
 // siteJob handles a job on an existing site; body, when not nil, makes the
@@ -278,14 +292,19 @@ func (s *Server) siteJob(typ string, body func() any) http.HandlerFunc {
 			writeError(w, http.StatusBadRequest, err.Error())
 			return
 		}
-		if !s.inventory.SiteExists(bench, site) {
-			writeError(w, http.StatusNotFound, fmt.Sprintf("site %q does not exist on bench %q", site, bench))
-			return
+		exists := func() (int, string) {
+			if code, msg := s.benchExists(bench)(); code != 0 {
+				return code, msg
+			}
+			if !s.inventory.SiteExists(bench, site) {
+				return http.StatusNotFound, fmt.Sprintf("site %q does not exist on bench %q", site, bench)
+			}
+			return 0, ""
 		}
 		target := agentapi.SiteRequest{Bench: bench, Site: site}
 		if body == nil {
 			if emptyBody(w, r) {
-				s.submit(w, r, typ, target)
+				s.submit(w, r, typ, target, exists)
 			}
 			return
 		}
@@ -306,33 +325,52 @@ func (s *Server) siteJob(typ string, body func() any) http.HandlerFunc {
 				writeError(w, http.StatusBadRequest, err.Error())
 				return
 			}
+			if err := checkRestoreSource(s.inventory.BackupsDir(bench, site), site, *b); err != nil {
+				writeError(w, http.StatusBadRequest, err.Error())
+				return
+			}
 			req = agentapi.SiteRestoreRequest{SiteRequest: target, Restore: *b}
 		case *agentapi.Archive:
 			req = agentapi.SiteArchiveRequest{SiteRequest: target, Archive: *b}
 		case *agentapi.Maintenance:
 			req = agentapi.SiteMaintenanceRequest{SiteRequest: target, Maintenance: *b}
 		}
-		s.submit(w, r, typ, req)
+		s.submit(w, r, typ, req, exists)
 	}
 }
 
-// bench reads and checks the {bench} of the path; it must exist.
+// bench reads and checks the name of the {bench} of the path; whether it
+// exists is a precondition (benchExists).
 func (s *Server) bench(w http.ResponseWriter, r *http.Request) (string, bool) {
 	bench := r.PathValue("bench")
 	if err := names.Bench(bench); err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return "", false
 	}
-	if !s.inventory.BenchExists(bench) {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("bench %q does not exist", bench))
-		return "", false
-	}
 	return bench, true
 }
 
-func (s *Server) submit(w http.ResponseWriter, r *http.Request, typ string, req any) {
+func (s *Server) benchExists(bench string) precondition {
+	return func() (int, string) {
+		if !s.inventory.BenchExists(bench) {
+			return http.StatusNotFound, fmt.Sprintf("bench %q does not exist", bench)
+		}
+		return 0, ""
+	}
+}
+
+// precondition checks what must exist (or not) on the server for a new job
+// to make sense; a non-zero code refuses it with msg.
+type precondition func() (code int, msg string)
+
+// submit creates the job, or answers the one the caller's job id names. An
+// id already known is looked up before the preconditions: a delivery retried
+// after its job ran (the bench it made now exists) gets that job, 200, not a
+// 409; the same id with another type or request is a 409.
+func (s *Server) submit(w http.ResponseWriter, r *http.Request, typ string, req any, check precondition) {
 	id := r.Header.Get(agentapi.JobIDHeader)
-	if id == "" {
+	given := id != ""
+	if !given {
 		id = "job-" + NewToken()[:24]
 	} else if err := names.JobID(id); err != nil {
 		writeError(w, http.StatusBadRequest, agentapi.JobIDHeader+": "+err.Error())
@@ -348,6 +386,25 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request, typ string, req 
 	body, err := json.Marshal(req)
 	if err != nil {
 		s.internal(w, "encode request", err)
+		return
+	}
+	if given {
+		existing, err := s.queue.Get(r.Context(), id)
+		switch {
+		case err == nil:
+			if existing[0].Type != typ || string(existing[0].Request) != string(body) {
+				writeError(w, http.StatusConflict, fmt.Sprintf("job %q exists with another type or request", id))
+				return
+			}
+			writeJSON(w, http.StatusOK, agentapi.JobCreated{Job: id}) // the same job, delivered twice
+			return
+		case !errors.Is(err, jobs.ErrNotFound):
+			s.internal(w, "get job", err)
+			return
+		}
+	}
+	if code, msg := check(); code != 0 {
+		writeError(w, code, msg)
 		return
 	}
 	job, created, err := s.queue.Submit(r.Context(), jobs.Submission{ID: id, Type: typ, Request: body, CallbackURL: callback})
@@ -435,6 +492,39 @@ func checkBackupRef(path, object string) error {
 		if len(ref) > 512 || strings.Contains(ref, "..") || strings.ContainsAny(ref, "\x00\\ ;|&$`'\"") {
 			return fmt.Errorf("restore: %q is not a backup reference", clip(ref))
 		}
+	}
+	return nil
+}
+
+// checkRestoreSource refuses a restore from anywhere but this site's own
+// backups: a local path must be a backup folder in backupsDir (by its id, or
+// its absolute path), an offsite object must be under the site's prefix
+// (<site>/<YYYY-MM-DD>/<id>, see backup.ObjectPrefix).
+func checkRestoreSource(backupsDir, site string, req agentapi.Restore) error {
+	if req.Path != "" {
+		p := req.Path
+		if filepath.IsAbs(p) {
+			p = filepath.Clean(p)
+			if filepath.Dir(p) != filepath.Clean(backupsDir) {
+				return fmt.Errorf("restore: path %q is not in site %s's backups folder %s", clip(req.Path), site, backupsDir)
+			}
+			p = filepath.Base(p)
+		}
+		if err := backup.ValidateID(p); err != nil {
+			return fmt.Errorf("restore: path %q is not a backup of site %s (want a backup id such as 20260101_120000 in %s): %w",
+				clip(req.Path), site, backupsDir, err)
+		}
+		return nil
+	}
+	parts := strings.Split(strings.TrimSuffix(req.Object, "/"), "/")
+	if len(parts) != 3 || parts[0] != site {
+		return fmt.Errorf("restore: object %q is not a backup of site %s (want %s/YYYY-MM-DD/YYYYMMDD_HHMMSS)", clip(req.Object), site, site)
+	}
+	if _, err := time.Parse(time.DateOnly, parts[1]); err != nil {
+		return fmt.Errorf("restore: object %q: %q is not a date (want %s/YYYY-MM-DD/YYYYMMDD_HHMMSS)", clip(req.Object), parts[1], site)
+	}
+	if err := backup.ValidateID(parts[2]); err != nil {
+		return fmt.Errorf("restore: object %q: %w", clip(req.Object), err)
 	}
 	return nil
 }

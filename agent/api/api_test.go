@@ -23,11 +23,22 @@ import (
 
 const testToken = "test-token-0123456789"
 
-// inventory is a fixed set of benches and sites.
-type inventory struct{ sites map[string][]string }
+// inventory is a set of benches and sites a test can change, as jobs would.
+type inventory struct {
+	mu    sync.Mutex
+	sites map[string][]string
+}
 
-func (i inventory) BenchExists(b string) bool { _, ok := i.sites[b]; return ok }
-func (i inventory) SiteExists(b, s string) bool {
+func (i *inventory) BenchExists(b string) bool {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	_, ok := i.sites[b]
+	return ok
+}
+
+func (i *inventory) SiteExists(b, s string) bool {
+	i.mu.Lock()
+	defer i.mu.Unlock()
 	for _, x := range i.sites[b] {
 		if x == s {
 			return true
@@ -36,9 +47,44 @@ func (i inventory) SiteExists(b, s string) bool {
 	return false
 }
 
+func (i *inventory) SiteBench(s string) (string, bool) {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	for b, list := range i.sites {
+		for _, x := range list {
+			if x == s {
+				return b, true
+			}
+		}
+	}
+	return "", false
+}
+
+func (i *inventory) BackupsDir(b, s string) string {
+	return filepath.Join("/home/frappe/benches", b, "sites", s, "private", "backups")
+}
+
+// set replaces a bench's sites; nil sites removes the bench.
+func (i *inventory) set(bench string, sites []string) {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	if sites == nil {
+		delete(i.sites, bench)
+		return
+	}
+	i.sites[bench] = sites
+}
+
 // newServer runs the API over a real job queue whose job types each have one
 // short step.
 func newServer(t testing.TB) (*httptest.Server, *jobs.Queue) {
+	t.Helper()
+	srv, q, _ := newServerWithInventory(t)
+	return srv, q
+}
+
+// newServerWithInventory is newServer, with the inventory for the test to change.
+func newServerWithInventory(t testing.TB) (*httptest.Server, *jobs.Queue, *inventory) {
 	t.Helper()
 	var types []jobs.Type
 	for _, name := range []string{agentapi.TypeBenchNew, agentapi.TypeBenchRestart, agentapi.TypeBenchLimits,
@@ -61,10 +107,10 @@ func newServer(t testing.TB) (*httptest.Server, *jobs.Queue) {
 	ctx, cancel := context.WithCancel(context.Background())
 	q.Start(ctx)
 	t.Cleanup(func() { cancel(); q.Close() })
-	inv := inventory{sites: map[string][]string{"b1": {"erp.example.com"}}}
+	inv := &inventory{sites: map[string][]string{"b1": {"erp.example.com"}}}
 	srv := httptest.NewServer(New(q, inv, HashToken(testToken), slog.New(slog.DiscardHandler)).Handler())
 	t.Cleanup(srv.Close)
-	return srv, q
+	return srv, q, inv
 }
 
 func call(t testing.TB, srv *httptest.Server, method, path, token, body string, header ...string) (int, string) {
@@ -277,4 +323,121 @@ func FuzzDecodeJSON(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestAPI_SameJobIDAfterTheJobRan_SameJob200_OnEveryPOSTRoute: the control
+// plane retries a delivery with the same X-Agent-Job-Id; by then the job may
+// have run and changed what exists (the bench it made exists, the site it
+// archived is gone). The retry gets the same job, 200, not a 409 or 404;
+// another request under that id is a 409.
+func TestAPI_SameJobIDAfterTheJobRan_SameJob200_OnEveryPOSTRoute(t *testing.T) {
+	srv, q, inv := newServerWithInventory(t)
+	site := "/benches/b1/sites/erp.example.com"
+	cases := []struct {
+		name, path, body, other string
+		ran                     func() // what the job changed
+	}{
+		{"bench.new", "/benches", `{"name":"b2","image":"x/y:1"}`, `{"name":"b2","image":"x/y:2"}`,
+			func() { inv.set("b2", []string{}) }},
+		{"bench.restart", "/benches/b1/restart", ``, ``, nil},
+		{"bench.limits", "/benches/b1/limits", `{"cpus":1}`, `{"cpus":2}`, nil},
+		{"site.new", "/benches/b1/sites", `{"name":"new.example.com"}`, `{"name":"other.example.com"}`,
+			func() { inv.set("b1", []string{"erp.example.com", "new.example.com"}) }},
+		{"site.migrate", site + "/migrate", ``, ``, nil},
+		{"site.backup", site + "/backup", `{"with_files":true}`, `{"with_files":false}`, nil},
+		{"site.restore", site + "/restore", `{"path":"20260101_000000"}`, `{"path":"20260102_000000"}`, nil},
+		{"site.maintenance", site + "/maintenance", `{"on":true}`, `{"on":false}`, nil},
+		{"site.archive", site + "/archive", `{}`, `{"backup":true}`,
+			func() { inv.set("b1", []string{"new.example.com"}) }},
+		{"bench.archive", "/benches/b1/archive", ``, ``, func() { inv.set("b1", nil) }},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			id := "cp-" + strings.ReplaceAll(tc.name, ".", "-")
+			code, body := call(t, srv, "POST", tc.path, testToken, tc.body, agentapi.JobIDHeader, id)
+			require.Equal(t, http.StatusAccepted, code, body)
+			if tc.ran != nil {
+				tc.ran()
+			}
+			code, body = call(t, srv, "POST", tc.path, testToken, tc.body, agentapi.JobIDHeader, id)
+			require.Equal(t, http.StatusOK, code, "the same delivery again is the same job: %s", body)
+			require.JSONEq(t, `{"job":"`+id+`"}`, body)
+			if tc.other != "" {
+				code, body = call(t, srv, "POST", tc.path, testToken, tc.other, agentapi.JobIDHeader, id)
+				require.Equal(t, http.StatusConflict, code, "another request under the same id: %s", body)
+				require.Contains(t, body, "another type or request")
+			}
+			// Another route (type) under the same id is refused too.
+			code, body = call(t, srv, "POST", "/benches/b9/restart", testToken, "", agentapi.JobIDHeader, id)
+			require.Equal(t, http.StatusConflict, code, body)
+		})
+	}
+	list, err := q.List(context.Background(), "", 0)
+	require.NoError(t, err)
+	require.Len(t, list, len(cases), "one job per delivery, however often it came")
+	for _, j := range list {
+		require.Equal(t, "cp-"+strings.ReplaceAll(j.Type, ".", "-"), j.ID)
+	}
+}
+
+func TestAPI_SiteNameOnAnotherBench_409_NoJob(t *testing.T) {
+	srv, q, inv := newServerWithInventory(t)
+	inv.set("b2", []string{})
+	code, body := call(t, srv, "POST", "/benches/b2/sites", testToken, `{"name":"erp.example.com"}`)
+	require.Equal(t, http.StatusConflict, code, body)
+	require.Contains(t, body, `site \"erp.example.com\" exists on bench \"b1\"`)
+	code, body = call(t, srv, "POST", "/benches/b1/sites", testToken, `{"name":"erp.example.com"}`)
+	require.Equal(t, http.StatusConflict, code, "the same bench too: %s", body)
+	list, err := q.List(context.Background(), "", 0)
+	require.NoError(t, err)
+	require.Empty(t, list)
+}
+
+// TestAPI_UnsafeTargets_Refused4xxNamingTheProblem_NoJob: what used to be
+// accepted with 202 and fail inside the job is refused by the API.
+func TestAPI_UnsafeTargets_Refused4xxNamingTheProblem_NoJob(t *testing.T) {
+	srv, q := newServer(t)
+	restore := "/benches/b1/sites/erp.example.com/restore"
+	cases := []struct {
+		name, path, body, want string
+	}{
+		{"IPv4 site name", "/benches/b1/sites", `{"name":"10.0.0.1"}`, "IP address"},
+		{"IPv4 loopback site name", "/benches/b1/sites", `{"name":"127.0.0.1"}`, "IP address"},
+		{"short IPv4 site name", "/benches/b1/sites", `{"name":"127.1"}`, "IP address"},
+		{"IPv6 site name", "/benches/b1/sites", `{"name":"::1"}`, "IP address"},
+		{"bracketed IPv6 site name", "/benches/b1/sites", `{"name":"[2001:db8::1]"}`, "IP address"},
+		{"IPv4 site in path", "/benches/b1/sites/192.168.0.1/backup", `{}`, "IP address"},
+		{"restore /etc", restore, `{"path":"/etc"}`, "not in site erp.example.com's backups folder"},
+		{"restore another site's folder", restore,
+			`{"path":"/home/frappe/benches/b1/sites/other.example.com/private/backups/20260101_000000"}`, "not in site erp.example.com's backups folder"},
+		{"restore this site's backups folder itself", restore,
+			`{"path":"/home/frappe/benches/b1/sites/erp.example.com/private/backups"}`, "not in site erp.example.com's backups folder"},
+		{"restore a relative folder that is no backup", restore, `{"path":"private"}`, "is not a backup of site erp.example.com"},
+		{"restore a nested relative path", restore, `{"path":"x/20260101_000000"}`, "is not a backup of site erp.example.com"},
+		{"restore another site's object", restore, `{"object":"other.example.com/2026-01-01/20260101_000000"}`, "is not a backup of site erp.example.com"},
+		{"restore a prefix-sharing site's object", restore, `{"object":"erp.example.com.evil.com/2026-01-01/20260101_000000"}`, "is not a backup of site erp.example.com"},
+		{"restore an object without date", restore, `{"object":"erp.example.com/20260101_000000"}`, "is not a backup of site erp.example.com"},
+		{"restore an object with a bad date", restore, `{"object":"erp.example.com/2026-13-01/20260101_000000"}`, "is not a date"},
+		{"restore an object with a bad id", restore, `{"object":"erp.example.com/2026-01-01/latest"}`, "backup id"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			code, body := call(t, srv, "POST", tc.path, testToken, tc.body)
+			require.Equal(t, http.StatusBadRequest, code, body)
+			var e agentapi.Error
+			require.NoError(t, json.Unmarshal([]byte(body), &e), body)
+			require.Contains(t, e.Error, tc.want)
+		})
+	}
+	list, err := q.List(context.Background(), "", 0)
+	require.NoError(t, err)
+	require.Empty(t, list, "no refused request created a job")
+
+	// This site's own backups are still accepted, by id, folder or object.
+	for _, body := range []string{`{"path":"20260101_000000"}`,
+		`{"path":"/home/frappe/benches/b1/sites/erp.example.com/private/backups/20260101_000000"}`,
+		`{"object":"erp.example.com/2026-01-01/20260101_000000"}`} {
+		code, resp := call(t, srv, "POST", restore, testToken, body)
+		require.Equal(t, http.StatusAccepted, code, "%s: %s", body, resp)
+	}
 }

@@ -88,7 +88,7 @@ func TestListJobs_OutputOnlyInGet(t *testing.T) {
 	require.NoError(t, err)
 	q.Start(t.Context())
 	t.Cleanup(func() { q.Close() })
-	inv := inventory{sites: map[string][]string{"b1": nil}}
+	inv := &inventory{sites: map[string][]string{"b1": nil}}
 	srv := httptest.NewServer(New(q, inv, HashToken(testToken), slog.New(slog.DiscardHandler)).Handler())
 	t.Cleanup(srv.Close)
 	code, body := call(t, srv, "POST", "/benches/b1/restart", testToken, "", agentapi.JobIDHeader, "j1")

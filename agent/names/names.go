@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"net/netip"
 	"regexp"
 	"strings"
 )
@@ -28,11 +29,16 @@ func Bench(name string) error {
 }
 
 // Site checks a site name: a lower-case DNS name of at least two labels, at
-// most 253 characters, each label at most 63.
+// most 253 characters, each label at most 63, and not an IP address. A site
+// is served by its Host header: an IP literal as a name would take every
+// request made to that address.
 func Site(name string) error {
 	bad := func(why string) error { return fmt.Errorf("site name %q: %s", clip(name), why) }
 	if len(name) > 253 {
 		return bad("longer than 253 characters")
+	}
+	if _, err := netip.ParseAddr(strings.Trim(name, "[]")); err == nil {
+		return bad("an IP address is not a site name; want a DNS name such as erp.example.com")
 	}
 	labels := strings.Split(name, ".")
 	if len(labels) < 2 {
@@ -43,7 +49,21 @@ func Site(name string) error {
 			return bad("each dot-separated label must be 1-63 lower-case letters, digits or inner dashes")
 		}
 	}
+	// No top-level domain is all digits; resolvers read such names as
+	// addresses ("127.1", "10.0.0.1").
+	if allDigits(labels[len(labels)-1]) {
+		return bad("the last label is all digits, so it reads as an IP address; want a DNS name such as erp.example.com")
+	}
 	return nil
+}
+
+func allDigits(s string) bool {
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return s != ""
 }
 
 // JobID checks a caller's job id.

@@ -20,6 +20,19 @@ func TestSite(t *testing.T) {
 	}
 }
 
+func TestSite_IPLiteral_Refused(t *testing.T) {
+	for _, ip := range []string{"127.0.0.1", "10.0.0.1", "192.168.1.254", "127.1", "0x7f.0.0.1", "::1", "[::1]", "fe80::1",
+		"2001:db8::8a2e:370:7334", "::ffff:127.0.0.1", "[2001:db8::1]"} {
+		err := Site(ip)
+		require.Error(t, err, ip)
+		require.Contains(t, err.Error(), "IP address", ip)
+	}
+	// Digits are fine in names that are not addresses.
+	for _, ok := range []string{"1.example.com", "10.0.0.1.example.com", "123.45.example.org"} {
+		require.NoError(t, Site(ok), ok)
+	}
+}
+
 func TestBench(t *testing.T) {
 	require.NoError(t, Bench("bench-1"))
 	for _, bad := range []string{"", "-a", "A", "a_b", "a/b", "..", strings.Repeat("a", 64), "a b"} {
@@ -50,4 +63,8 @@ func TestDatabaseName_SafeAndUnique(t *testing.T) {
 		require.NotContains(t, seen, n, "%s and %s share %s", s, seen[n], n)
 		seen[n] = s
 	}
+}
+
+func TestImage_ImageID_Accepted(t *testing.T) {
+	require.NoError(t, Image("sha256:"+strings.Repeat("ab", 32)))
 }

@@ -57,7 +57,7 @@ type Operations struct {
 // Types lists the job types, the one place they are wired.
 func (o *Operations) Types() []jobs.Type {
 	t := func(name string, steps func(json.RawMessage) ([]jobs.Step, error)) jobs.Type {
-		return jobs.Type{Name: name, Timeout: o.Timeout, Steps: steps, Targets: jobs.RequestTargets}
+		return jobs.Type{Name: name, Timeout: o.Timeout, Steps: o.withSiteSecrets(steps), Targets: jobs.RequestTargets}
 	}
 	return []jobs.Type{
 		t(agentapi.TypeBenchNew, o.benchNew),
@@ -68,7 +68,7 @@ func (o *Operations) Types() []jobs.Type {
 		t(agentapi.TypeSiteMigrate, o.siteMigrate),
 		t(agentapi.TypeSiteBackup, o.siteBackup),
 		t(agentapi.TypeSiteRestore, o.siteRestore),
-		t(agentapi.TypeSiteArchive, o.siteArchive),
+		t(agentapi.TypeSiteArchive, o.siteArchiveAndForget),
 		t(agentapi.TypeSiteMaintenance, o.siteMaintenance),
 	}
 }
@@ -84,6 +84,29 @@ func (o *Operations) SiteExists(bench, site string) bool {
 	_, err := os.Stat(o.siteConfig(bench, site))
 	return err == nil
 }
+
+// SiteBench names the bench the site is on, or is being created on: a site
+// name is unique on the server (its database, secrets, offsite prefix and
+// nginx server_name depend on the name alone).
+func (o *Operations) SiteBench(site string) (string, bool) {
+	if names.Site(site) != nil {
+		return "", false
+	}
+	if list, err := o.Runtime.List(); err == nil {
+		for _, b := range list {
+			if o.SiteExists(b.Name, site) {
+				return b.Name, true
+			}
+		}
+	}
+	if held, ok := o.claimHolder("site", site); ok {
+		return held.Bench, true
+	}
+	return "", false
+}
+
+// BackupsDir is the folder of a site's local backups.
+func (o *Operations) BackupsDir(bench, site string) string { return o.backupsDir(bench, site) }
 
 func (o *Operations) siteDir(bench, site string) string {
 	return filepath.Join(o.Runtime.SitesDir(bench), site)
@@ -153,7 +176,17 @@ func (o *Operations) benchNew(raw json.RawMessage) ([]jobs.Step, error) {
 	if err != nil {
 		return nil, err
 	}
-	return []jobs.Step{
+	steps := []jobs.Step{
+		{Name: "claim the name", Run: func(ctx context.Context, run *jobs.Run) error {
+			fresh, err := o.claim("bench", req.Name, req.Name, run.JobID())
+			if err != nil {
+				return err
+			}
+			if fresh && o.Runtime.Exists(req.Name) {
+				return fmt.Errorf("bench %s exists", req.Name)
+			}
+			return nil
+		}},
 		{Name: "prepare folders", Run: func(ctx context.Context, run *jobs.Run) error {
 			c, err := o.Runtime.Prepare(req.Name, req.Image, req.Limits)
 			if err == nil {
@@ -173,10 +206,55 @@ func (o *Operations) benchNew(raw json.RawMessage) ([]jobs.Step, error) {
 			if err != nil {
 				return err
 			}
-			return waitTCP(ctx, net.JoinHostPort("127.0.0.1", strconv.Itoa(c.Port)), time.Minute)
+			return waitServing(ctx, net.JoinHostPort("127.0.0.1", strconv.Itoa(c.Port)), time.Minute)
 		}},
-		{Name: "route", Run: o.route},
-	}, nil
+		{Name: "route", Run: func(ctx context.Context, run *jobs.Run) error {
+			if err := o.route(ctx, run); err != nil {
+				return err
+			}
+			o.releaseLogged(run, "bench", req.Name)
+			return nil
+		}},
+	}
+	return withUndo(steps, func(failed int, run *jobs.Run) []undoAction {
+		return o.undoBenchNew(req.Name, failed, run)
+	}), nil
+}
+
+// undoBenchNew takes back what the steps of bench.new up to failed made
+// (container, folders, route) and its claim on the name, so a retry of the
+// same name starts clean. The claim step made sure the bench did not exist.
+func (o *Operations) undoBenchNew(bench string, failed int, run *jobs.Run) []undoAction {
+	if held, ok := o.claimHolder("bench", bench); !ok || held.Job != run.JobID() {
+		return nil // not ours: nothing to take back
+	}
+	var actions []undoAction
+	if failed >= 2 {
+		actions = append(actions, undoAction{"container " + benches.ContainerName(bench), func(ctx context.Context) error {
+			return o.Runtime.Remove(ctx, bench)
+		}})
+	}
+	if failed >= 1 {
+		actions = append(actions, undoAction{"bench folder " + o.Runtime.Dir(bench), func(ctx context.Context) error {
+			return os.RemoveAll(o.Runtime.Dir(bench))
+		}})
+	}
+	if failed >= 4 {
+		actions = append(actions, undoAction{"nginx route of bench " + bench, func(ctx context.Context) error {
+			return o.route(ctx, run)
+		}})
+	}
+	return append(actions, undoAction{"claim on the name " + bench, func(ctx context.Context) error {
+		return o.release("bench", bench, run.JobID())
+	}})
+}
+
+// releaseLogged gives back the name a job claimed, once what it made is
+// complete; a failure only leaves the claim file behind, which is said.
+func (o *Operations) releaseLogged(run *jobs.Run, kind, name string) {
+	if err := o.release(kind, name, run.JobID()); err != nil {
+		run.Log("%v (the %s is made; the claim file stays)", err, kind)
+	}
 }
 
 func (o *Operations) benchRestart(raw json.RawMessage) ([]jobs.Step, error) {
@@ -238,12 +316,28 @@ func (o *Operations) siteNew(raw json.RawMessage) ([]jobs.Step, error) {
 		return nil, err
 	}
 	db := names.DatabaseName(req.Site)
-	return []jobs.Step{
+	steps := []jobs.Step{
+		{Name: "claim the name", Run: func(ctx context.Context, run *jobs.Run) error {
+			fresh, err := o.claim("site", req.Site, req.Bench, run.JobID())
+			if err != nil {
+				return err
+			}
+			if !fresh {
+				return nil // this job's own earlier attempt
+			}
+			// Checked again here, not only in the API: two submissions can
+			// both pass the API before either job runs.
+			if on, ok := o.SiteBench(req.Site); ok && (on != req.Bench || o.SiteExists(on, req.Site)) {
+				return fmt.Errorf("site %s exists on bench %s: a site name is unique on the server", req.Site, on)
+			}
+			return nil
+		}},
 		{Name: "create database", Run: func(ctx context.Context, run *jobs.Run) error {
 			password, err := o.sitePassword(req.Site)
 			if err != nil {
 				return err
 			}
+			run.Secret(password, nativePasswordHash(password))
 			run.Log("database and user %s", db)
 			return o.createDatabase(ctx, db, password)
 		}},
@@ -256,23 +350,66 @@ func (o *Operations) siteNew(raw json.RawMessage) ([]jobs.Step, error) {
 			if err != nil {
 				return err
 			}
-			return o.Runtime.Exec(ctx, req.Bench, run.Output(), "new-site", req.Site,
-				"--db-name", db, "--db-password", password,
+			run.Secret(password, nativePasswordHash(password))
+			// The password goes in the environment, never the arguments.
+			return o.Runtime.ExecWith(ctx, req.Bench, run.Output(),
+				benches.ExecOptions{Env: []string{DBPasswordEnv + "=" + password}},
+				"new-site", req.Site, "--db-name", db,
 				"--db-host", o.DBHost, "--db-port", strconv.Itoa(o.DBPort))
 		}},
 		{Name: "route", Run: o.route},
 		{Name: "check it answers", Run: func(ctx context.Context, run *jobs.Run) error {
-			return o.checkPing(ctx, run, req.Site)
+			if err := o.checkPing(ctx, run, req.Site); err != nil {
+				return err
+			}
+			o.releaseLogged(run, "site", req.Site)
+			return nil
 		}},
-	}, nil
+	}
+	return withUndo(steps, func(failed int, run *jobs.Run) []undoAction {
+		return o.undoSiteNew(req.Bench, req.Site, failed, run)
+	}), nil
+}
+
+// undoSiteNew takes back what the steps of site.new up to failed made (site
+// folder, route, database and user, password file) and its claim on the
+// name, so a retry of the same name starts clean. Nothing is touched unless
+// this job holds the claim: the claim step made sure no other bench has the
+// site, so what bears its name is this job's.
+func (o *Operations) undoSiteNew(bench, site string, failed int, run *jobs.Run) []undoAction {
+	if held, ok := o.claimHolder("site", site); !ok || held.Job != run.JobID() {
+		return nil
+	}
+	var actions []undoAction
+	if failed >= 2 {
+		actions = append(actions, undoAction{"site folder " + o.siteDir(bench, site), func(ctx context.Context) error {
+			// RemoveAll does not follow symbolic links the bench may have put there.
+			return os.RemoveAll(o.siteDir(bench, site))
+		}})
+	}
+	if failed >= 3 {
+		actions = append(actions, undoAction{"nginx route of " + site, func(ctx context.Context) error {
+			return o.route(ctx, run)
+		}})
+	}
+	if failed >= 1 {
+		db := names.DatabaseName(site)
+		actions = append(actions,
+			undoAction{"database and user " + db, func(ctx context.Context) error { return o.dropDatabase(ctx, db) }},
+			undoAction{"password file " + o.passwordPath(site), func(ctx context.Context) error { return o.forgetPassword(site) }},
+		)
+	}
+	return append(actions, undoAction{"claim on the name " + site, func(ctx context.Context) error {
+		return o.release("site", site, run.JobID())
+	}})
 }
 
 // sitePassword is the site's database password, made once and kept (0600)
 // with the agent's files, so a re-run step uses the same one. It is never
-// part of a job's result.
+// part of a job's result, and removed when the site is archived.
 func (o *Operations) sitePassword(site string) (string, error) {
-	dir := filepath.Join(o.Root, "agent", "secrets")
-	path := filepath.Join(dir, site+".db-password")
+	path := o.passwordPath(site)
+	dir := filepath.Dir(path)
 	if b, err := os.ReadFile(path); err == nil {
 		return strings.TrimSpace(string(b)), nil
 	}
@@ -291,16 +428,18 @@ func (o *Operations) sitePassword(site string) (string, error) {
 var hexPassword = regexp.MustCompile(`^[0-9a-f]{32}$`)
 
 // createDatabase makes the site's database and user; safe to re-run. The
-// name is names.DatabaseName's (a safe identifier) and the password is hex,
-// so both can stand in the statements as they are.
+// name is names.DatabaseName's (a safe identifier) and the password is hex.
+// The statements carry the password's hash, never the password: MariaDB's
+// general log records statements as they are.
 func (o *Operations) createDatabase(ctx context.Context, db, password string) error {
 	if !hexPassword.MatchString(password) {
 		return errors.New("site password is not in the agent's format")
 	}
+	hash := nativePasswordHash(password)
 	for _, q := range []string{
 		"CREATE DATABASE IF NOT EXISTS `" + db + "` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci",
-		"CREATE USER IF NOT EXISTS '" + db + "'@'%' IDENTIFIED BY '" + password + "'",
-		"ALTER USER '" + db + "'@'%' IDENTIFIED BY '" + password + "'",
+		"CREATE USER IF NOT EXISTS '" + db + "'@'%' IDENTIFIED BY PASSWORD '" + hash + "'",
+		"ALTER USER '" + db + "'@'%' IDENTIFIED BY PASSWORD '" + hash + "'",
 		"GRANT ALL PRIVILEGES ON `" + db + "`.* TO '" + db + "'@'%'",
 	} {
 		if _, err := o.Admin.ExecContext(ctx, q); err != nil {
@@ -379,13 +518,20 @@ func (o *Operations) now() time.Time {
 	return time.Now()
 }
 
-func waitTCP(ctx context.Context, addr string, timeout time.Duration) error {
+// waitServing waits until the bench answers HTTP on addr, whatever the
+// status: a TCP connection alone proves nothing, since Docker's proxy
+// accepts on a published port whether the container listens or not.
+func waitServing(ctx context.Context, addr string, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
+	client := &http.Client{Timeout: 2 * time.Second}
 	for {
-		d := net.Dialer{Timeout: time.Second}
-		c, err := d.DialContext(ctx, "tcp", addr)
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/api/method/ping", nil)
+		if err != nil {
+			return err
+		}
+		resp, err := client.Do(req)
 		if err == nil {
-			c.Close()
+			resp.Body.Close()
 			return nil
 		}
 		if time.Now().After(deadline) {

@@ -92,6 +92,9 @@ func (b *Bench) backup(ctx context.Context, site string, withFiles bool) (*backu
 	if err != nil {
 		return nil, err
 	}
+	if err := b.siteHookFailure("backup", site, failBackupFile); err != nil {
+		return nil, err
+	}
 	dir := filepath.Join(b.siteDir(site), "private", "backups")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create backups folder: %w", err)

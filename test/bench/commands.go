@@ -36,11 +36,15 @@ func (b *Bench) newSiteCmd(ctx context.Context, args []string) (err error) {
 	if err := validateSiteName(site); err != nil {
 		return err
 	}
+	if a.vals["db-password"] == "" {
+		a.vals["db-password"] = b.Getenv(envDBPassword)
+	}
 	var problems []error
-	for _, name := range []string{"db-name", "db-password"} {
-		if a.vals[name] == "" {
-			problems = append(problems, fmt.Errorf("--%s is required (the agent creates the database and its user first)", name))
-		}
+	if a.vals["db-name"] == "" {
+		problems = append(problems, errors.New("--db-name is required (the agent creates the database and its user first)"))
+	}
+	if a.vals["db-password"] == "" {
+		problems = append(problems, fmt.Errorf("the database password is required: in %s, or --db-password", envDBPassword))
 	}
 	config := map[string]any{"db_name": a.vals["db-name"], "db_password": a.vals["db-password"], "db_type": "mariadb"}
 	if h, ok := a.vals["db-host"]; ok {
@@ -71,9 +75,14 @@ func (b *Bench) newSiteCmd(ctx context.Context, args []string) (err error) {
 		}
 		return fmt.Errorf("new-site %s: %w", site, err)
 	}
-	// A half-made site would block the retry: remove it on failure.
+	// A half-made site would block the retry: remove it on failure, unless
+	// a test asked for a bench that dies halfway.
+	failHalfway, err := hookSet(filepath.Join(b.SitesDir(), failNewSiteFile))
+	if err != nil {
+		return err
+	}
 	defer func() {
-		if err != nil {
+		if err != nil && !failHalfway {
 			os.RemoveAll(dir)
 		}
 	}()
@@ -92,6 +101,9 @@ func (b *Bench) newSiteCmd(ctx context.Context, args []string) (err error) {
 	defer db.Close()
 	if _, err := migrateTo(ctx, db, target); err != nil {
 		return fmt.Errorf("new-site %s: install the app: %w", site, err)
+	}
+	if failHalfway {
+		return failOnPurpose("new-site", site, failNewSiteFile, a.vals["db-password"])
 	}
 	fmt.Fprintf(b.Stdout, "Site %s created (schema version %d)\n", site, target)
 	return nil

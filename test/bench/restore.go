@@ -34,6 +34,9 @@ func (b *Bench) restoreCmd(ctx context.Context, site string, args []string) erro
 	if _, err := b.readSiteConfig(site); err != nil {
 		return fmt.Errorf("restore %s: %w", site, err)
 	}
+	if err := b.siteHookFailure("restore", site, failRestoreFile); err != nil {
+		return err
+	}
 	// Every input is checked before the database is touched: a restore that
 	// fails halfway leaves the site worse than it found it.
 	dump, err := b.resolveInput(a.pos[0])

@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -35,6 +36,9 @@ func (b *Bench) serveCmd(ctx context.Context, args []string) error {
 	}
 	if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
 		return usagef("serve: --port %q is not a port number", port)
+	}
+	if fail, err := hookSet(filepath.Join(b.SitesDir(), failServeFile)); err != nil || fail {
+		return fmt.Errorf("serve: fails on purpose (%s present): %v", failServeFile, err)
 	}
 	ln, err := net.Listen("tcp", net.JoinHostPort(a.vals["bind"], port))
 	if err != nil {
@@ -166,6 +170,12 @@ func (h *SiteHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if sc.cfg.Maintenance {
 		writeError(w, http.StatusServiceUnavailable, "SessionStopped", "The site is in maintenance mode")
 		return
+	}
+	if r.URL.Path == "/api/method/ping" {
+		if fail, _ := hookSet(filepath.Join(h.b.SitesDir(), failPingFile)); fail {
+			writeError(w, http.StatusInternalServerError, "ValidationError", "ping fails on purpose ("+failPingFile+" present)")
+			return
+		}
 	}
 	api := &siteAPI{db: sc.db, log: h.log.With("site", site)}
 	api.route(w, r)

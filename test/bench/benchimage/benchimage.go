@@ -50,13 +50,22 @@ var image = dockertest.StaticImage{
 		"home/frappe/frappe-bench/archived_sites"},
 }
 
-// Build builds the image Tag (see test/dockertest.BuildStatic) and returns it.
+// Build builds the image Tag (see test/dockertest.BuildStatic) and returns
+// its id (sha256:...), which names this build whatever Tag is moved to
+// later: test packages of other checkouts may build another binary under
+// the same Tag while this test runs.
 func Build(ctx context.Context, t testing.TB, cli *client.Client) string {
 	t.Helper()
-	return dockertest.BuildStatic(ctx, t, cli, image)
+	tag := dockertest.BuildStatic(ctx, t, cli, image)
+	res, err := cli.ImageInspect(ctx, tag)
+	if err != nil {
+		t.Fatalf("inspect image %s: %v", tag, err)
+	}
+	return res.ID
 }
 
-// BuildImage is Build outside a test; dir is a scratch folder.
+// BuildImage is Build outside a test, returning the tag; dir is a scratch
+// folder.
 func BuildImage(ctx context.Context, cli *client.Client, dir string) (string, error) {
 	return dockertest.Build(ctx, cli, image, dir)
 }

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 
+	"github.com/moby/moby/client"
+
 	"github.com/hybridsuite/hybrid/exporters"
 	"github.com/hybridsuite/hybrid/exporters/agentjobs"
 	"github.com/hybridsuite/hybrid/exporters/bench"
@@ -82,8 +84,13 @@ func buildCollectors(cfg Config, logger *slog.Logger, ops *operations) (*collect
 		}
 	}
 	if cfg.Bench.Enabled {
-		b, err := bench.New(logger.With("collector", "bench"), bench.Options{
+		var docker *client.Client
+		if ops != nil {
+			docker = ops.docker // one client for the collector and the bench operations
+		}
+		b, err := bench.New(logger, bench.Options{
 			DockerHost: cfg.Bench.DockerHost,
+			Client:     docker,
 			Label:      cfg.Bench.Label,
 			CgroupRoot: cfg.Bench.CgroupRoot,
 			ProcRoot:   cfg.Bench.ProcFS,

@@ -24,6 +24,7 @@ import (
 	"github.com/hybridsuite/hybrid/agent/jobs"
 	"github.com/hybridsuite/hybrid/agent/nginx"
 	"github.com/hybridsuite/hybrid/agent/sites"
+	"github.com/hybridsuite/hybrid/exporters/bench"
 	"github.com/hybridsuite/hybrid/internal/atomicfile"
 	"github.com/hybridsuite/hybrid/internal/mycnf"
 	"github.com/hybridsuite/hybrid/internal/webauth"
@@ -62,9 +63,10 @@ func newOperations(ctx context.Context, cfg Config, logger *slog.Logger) (*opera
 	if err != nil {
 		return nil, err
 	}
-	docker, err := client.New(client.FromEnv)
+	// bench.docker_host: the same engine as the bench collector's.
+	docker, err := bench.NewDockerClient(cfg.Bench.DockerHost)
 	if err != nil {
-		return nil, fmt.Errorf("docker client: %w", err)
+		return nil, fmt.Errorf("docker client (bench.docker_host): %w", err)
 	}
 	op := &operations{docker: docker, logger: logger, owned: cfg.Sites.Nginx.MainConfig == "", webConfig: cfg.API.WebConfigFile}
 	fail := func(err error) (*operations, error) {

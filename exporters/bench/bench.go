@@ -20,6 +20,10 @@ import (
 // Options configure the bench collector. The zero value is usable.
 type Options struct {
 	DockerHost string // "" = DOCKER_HOST env or the default unix socket
+	// Client, when set, is used instead of one made from DockerHost, and
+	// is not closed by Close: its owner (the agent, whose bench operations
+	// use it too) closes it.
+	Client *client.Client
 	Label      string // default "io.hybrid.bench"
 	CgroupRoot string // default /sys/fs/cgroup
 	ProcRoot   string // default /proc
@@ -115,13 +119,12 @@ func New(logger *slog.Logger, opts Options) (*Collector, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bench collector options: %w", err)
 	}
-	cliOpts := []client.Opt{client.FromEnv}
-	if opts.DockerHost != "" {
-		cliOpts = append(cliOpts, client.WithHost(opts.DockerHost))
-	}
-	cli, err := client.New(cliOpts...)
-	if err != nil {
-		return nil, fmt.Errorf("bench collector options: docker host %q: %w", opts.DockerHost, err)
+	cli, owned := opts.Client, false
+	if cli == nil {
+		if cli, err = NewDockerClient(opts.DockerHost); err != nil {
+			return nil, fmt.Errorf("bench collector options: %w", err)
+		}
+		owned = true
 	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -129,9 +132,26 @@ func New(logger *slog.Logger, opts Options) (*Collector, error) {
 	logger = logger.With("collector", "bench")
 	inv := newInventory(logger, cli, cli.DaemonHost(), opts.Label, time.Now)
 	c := newCollector(logger, opts, inv, time.Now)
-	c.docker = cli
+	if owned {
+		c.docker = cli
+	}
 	c.loop = inv.run
 	return c, nil
+}
+
+// NewDockerClient is a client of the engine at host ("" = DOCKER_HOST or the
+// default unix socket): the one setting the bench collector and the agent's
+// bench operations share.
+func NewDockerClient(host string) (*client.Client, error) {
+	opts := []client.Opt{client.FromEnv}
+	if host != "" {
+		opts = append(opts, client.WithHost(host))
+	}
+	cli, err := client.New(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("docker host %q: %w", host, err)
+	}
+	return cli, nil
 }
 
 // newCollector builds a collector over any inventory source; opts must have

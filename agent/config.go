@@ -70,6 +70,16 @@ type SitesConfig struct {
 	ExtraHosts []string      `yaml:"extra_hosts"`
 	Nginx      NginxConfig   `yaml:"nginx"`
 	Offsite    OffsiteConfig `yaml:"offsite"`
+	// BackupRetention is site.prune_backups' policy when its request sets
+	// none; 0 keeps the built-in default (the last 7, and 7 days).
+	BackupRetention RetentionConfig `yaml:"backup_retention"`
+}
+
+// RetentionConfig keeps a site's KeepLast newest backups and any younger
+// than KeepDays days.
+type RetentionConfig struct {
+	KeepLast int `yaml:"keep_last"`
+	KeepDays int `yaml:"keep_days"`
 }
 
 // NginxConfig says how the host nginx is driven.
@@ -333,6 +343,9 @@ func (c Config) Validate() error {
 		}
 		if c.Sites.DBHost == "" {
 			bad("sites.db_host", "must not be empty")
+		}
+		if r := c.Sites.BackupRetention; r.KeepLast < 0 || r.KeepDays < 0 {
+			bad("sites.backup_retention", "keep_last and keep_days must not be negative")
 		}
 		if c.Sites.DBPort < 1 || c.Sites.DBPort > 65535 {
 			bad("sites.db_port", "must be a port, got %d", c.Sites.DBPort)

@@ -110,6 +110,7 @@ func newOperations(ctx context.Context, cfg Config, logger *slog.Logger) (*opera
 		Offsite: offsite,
 		Timeout: cfg.API.JobTimeout,
 	}
+	ops.Retention = backup.Retention{KeepLast: cfg.Sites.BackupRetention.KeepLast, KeepDays: cfg.Sites.BackupRetention.KeepDays}
 	if op.queue, err = jobs.Open(ctx, jobs.Options{
 		Path:    filepath.Join(agentDir, "jobs.db"),
 		Types:   ops.Types(),

@@ -91,6 +91,7 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("POST /benches/{bench}/sites/{site}/restore", auth(s.siteJob(agentapi.TypeSiteRestore, func() any { return &agentapi.Restore{} })))
 	mux.Handle("POST /benches/{bench}/sites/{site}/archive", auth(s.siteJob(agentapi.TypeSiteArchive, func() any { return &agentapi.Archive{} })))
 	mux.Handle("POST /benches/{bench}/sites/{site}/maintenance", auth(s.siteJob(agentapi.TypeSiteMaintenance, func() any { return &agentapi.Maintenance{} })))
+	mux.Handle("POST /benches/{bench}/sites/{site}/backups/prune", auth(s.pruneBackups))
 	// Anything else still needs the token: an unknown route is not a way to
 	// learn what exists without it.
 	mux.Handle("/", auth(func(w http.ResponseWriter, r *http.Request) {
@@ -292,15 +293,7 @@ func (s *Server) siteJob(typ string, body func() any) http.HandlerFunc {
 			writeError(w, http.StatusBadRequest, err.Error())
 			return
 		}
-		exists := func() (int, string) {
-			if code, msg := s.benchExists(bench)(); code != 0 {
-				return code, msg
-			}
-			if !s.inventory.SiteExists(bench, site) {
-				return http.StatusNotFound, fmt.Sprintf("site %q does not exist on bench %q", site, bench)
-			}
-			return 0, ""
-		}
+		exists := s.siteExists(bench, site)
 		target := agentapi.SiteRequest{Bench: bench, Site: site}
 		if body == nil {
 			if emptyBody(w, r) {
@@ -336,6 +329,19 @@ func (s *Server) siteJob(typ string, body func() any) http.HandlerFunc {
 			req = agentapi.SiteMaintenanceRequest{SiteRequest: target, Maintenance: *b}
 		}
 		s.submit(w, r, typ, req, exists)
+	}
+}
+
+// siteExists is the precondition of a job on an existing site.
+func (s *Server) siteExists(bench, site string) precondition {
+	return func() (int, string) {
+		if code, msg := s.benchExists(bench)(); code != 0 {
+			return code, msg
+		}
+		if !s.inventory.SiteExists(bench, site) {
+			return http.StatusNotFound, fmt.Sprintf("site %q does not exist on bench %q", site, bench)
+		}
+		return 0, ""
 	}
 }
 

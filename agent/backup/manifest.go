@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"time"
 )
 
@@ -148,13 +147,12 @@ func decodeManifest(data []byte) (Manifest, error) {
 	return m, nil
 }
 
-// readManifest reads and validates dir/manifest.json. A missing manifest is
-// reported as ErrIncomplete.
-func readManifest(dir string) (Manifest, error) {
-	path := filepath.Join(dir, ManifestName)
-	f, err := os.Open(path)
+// readManifest reads and validates the manifest of the backup folder d,
+// without following a link. A missing manifest is reported as ErrIncomplete.
+func readManifest(d *safeDir) (Manifest, error) {
+	f, _, err := d.openFile(ManifestName)
 	if errors.Is(err, os.ErrNotExist) {
-		return Manifest{}, fmt.Errorf("backup %s: %w: no %s", dir, ErrIncomplete, ManifestName)
+		return Manifest{}, fmt.Errorf("backup %s: %w: no %s", d.path, ErrIncomplete, ManifestName)
 	}
 	if err != nil {
 		return Manifest{}, fmt.Errorf("read manifest: %w", err)
@@ -162,15 +160,15 @@ func readManifest(dir string) (Manifest, error) {
 	defer f.Close()
 	data, err := io.ReadAll(io.LimitReader(f, maxManifestBytes+1))
 	if err != nil {
-		return Manifest{}, fmt.Errorf("read manifest %s: %w", path, err)
+		return Manifest{}, fmt.Errorf("read manifest %s: %w", f.Name(), err)
 	}
 	if len(data) > maxManifestBytes {
-		return Manifest{}, fmt.Errorf("read manifest %s: larger than %d bytes", path, maxManifestBytes)
+		return Manifest{}, fmt.Errorf("read manifest %s: larger than %d bytes", f.Name(), maxManifestBytes)
 	}
 	m, err := decodeManifest(data)
 	if err != nil {
-		return Manifest{}, fmt.Errorf("backup %s: %w", dir, err)
+		return Manifest{}, fmt.Errorf("backup %s: %w", d.path, err)
 	}
-	m.Dir = dir
+	m.Dir = d.path
 	return m, nil
 }

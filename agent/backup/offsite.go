@@ -21,8 +21,6 @@ import (
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
-
-	"github.com/hybridsuite/hybrid/internal/atomicfile"
 )
 
 // metaSHA256 is the user metadata key carrying a file's sha256 offsite
@@ -198,7 +196,14 @@ func parsePrefix(site, prefix string) (clean, id string, err error) {
 // and sha256 are skipped, so an interrupted upload is resumed by running
 // Upload again.
 func (o *Offsite) Upload(ctx context.Context, m Manifest, dir string) error {
-	local, err := Verify(ctx, dir)
+	d, err := openDir(dir)
+	if err != nil {
+		return fmt.Errorf("upload: %w", err)
+	}
+	defer d.Close()
+	// Verified and read through the same descriptor: a sealed folder is the
+	// agent's alone, so what was verified is what is sent.
+	local, err := verifyDir(ctx, d, true)
 	if err != nil {
 		return fmt.Errorf("upload: %w", err)
 	}
@@ -211,13 +216,20 @@ func (o *Offsite) Upload(ctx context.Context, m Manifest, dir string) error {
 	}
 	log := o.log.With("site", local.Site, "backup", local.ID, "prefix", prefix)
 	for _, f := range local.Files {
-		p := filepath.Join(dir, f.Name)
-		open := func() (uploadSource, error) { return os.Open(p) }
+		open := func() (uploadSource, error) {
+			fh, _, err := d.openFile(f.Name)
+			return fh, err
+		}
 		if err := o.put(ctx, log, prefix+"/"+f.Name, open, f.Size, f.SHA256); err != nil {
 			return fmt.Errorf("upload backup %s of %s: %w", local.ID, local.Site, err)
 		}
 	}
-	data, err := os.ReadFile(filepath.Join(dir, ManifestName))
+	mf, _, err := d.openFile(ManifestName)
+	if err != nil {
+		return fmt.Errorf("upload backup %s of %s: %w", local.ID, local.Site, err)
+	}
+	data, err := io.ReadAll(io.LimitReader(mf, maxManifestBytes+1))
+	mf.Close()
 	if err != nil {
 		return fmt.Errorf("upload backup %s of %s: %w", local.ID, local.Site, err)
 	}
@@ -333,25 +345,45 @@ func (o *Offsite) Download(ctx context.Context, site, prefix, destDir string) (M
 	if p, _ := ObjectPrefix(m); m.Site != site || m.ID != id || p != clean {
 		return fail(fmt.Errorf("manifest is for %s, not %s", p, clean))
 	}
-	if exists(filepath.Join(destDir, ManifestName)) {
-		return fail(fmt.Errorf("%s already holds a backup", destDir))
+	// The parent is a site's backups folder, which the bench can write:
+	// nothing in it is followed, and the backup is written sealed.
+	parent, err := openOrCreateDir(filepath.Dir(destDir))
+	if err != nil {
+		return fail(err)
+	}
+	defer parent.Close()
+	name := filepath.Base(destDir)
+	if sd, err := parent.sub(name); err == nil {
+		_, err := sd.lstat(ManifestName)
+		sd.Close()
+		if err == nil {
+			return fail(fmt.Errorf("%s already holds a backup", destDir))
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return fail(err)
 	}
 	if err := CheckFreeSpace(destDir, m.Size, o.headroom); err != nil {
 		return fail(err)
 	}
-	if err := os.MkdirAll(destDir, 0o750); err != nil {
+	uid, gid := sealOwner(parent)
+	dest, err := parent.mkdir(name, sealedDirMode, uid, gid)
+	if err != nil {
 		return fail(err)
 	}
+	defer dest.Close()
 	log := o.log.With("site", site, "backup", id, "prefix", clean)
 	for _, f := range m.Files {
 		key := clean + "/" + f.Name
 		if err := o.retry(ctx, log, "get "+key, func() error {
-			return o.getFile(ctx, key, filepath.Join(destDir, f.Name), f)
+			return o.getFile(ctx, key, dest, f, uid, gid)
 		}); err != nil {
 			return fail(err)
 		}
 	}
-	if err := atomicfile.WriteFile(filepath.Join(destDir, ManifestName), data, 0o640); err != nil {
+	if err := dest.writeFile(ManifestName, sealedFileMode, uid, gid, func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	}); err != nil {
 		return fail(err)
 	}
 	m.Dir, m.OffsitePrefix = destDir, clean
@@ -359,7 +391,7 @@ func (o *Offsite) Download(ctx context.Context, site, prefix, destDir string) (M
 	return m, nil
 }
 
-func (o *Offsite) getFile(ctx context.Context, key, dst string, want File) error {
+func (o *Offsite) getFile(ctx context.Context, key string, dest *safeDir, want File, uid, gid int) error {
 	obj, err := o.client.GetObject(ctx, o.bucket, key, minio.GetObjectOptions{})
 	if err != nil {
 		return err
@@ -372,7 +404,7 @@ func (o *Offsite) getFile(ctx context.Context, key, dst string, want File) error
 	if s := objectSHA256(info); s != "" && s != want.SHA256 {
 		return fmt.Errorf("%s: %w: sha256 metadata %s, manifest says %s", key, ErrCorrupt, s, want.SHA256)
 	}
-	return writeFileAtomic(dst, nil, func(w io.Writer) error {
+	return dest.writeFile(want.Name, sealedFileMode, uid, gid, func(w io.Writer) error {
 		h := sha256.New()
 		n, err := io.CopyBuffer(io.MultiWriter(w, h), ctxReader{ctx, obj}, make([]byte, copyBufferSize))
 		if err != nil {

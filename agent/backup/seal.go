@@ -13,10 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
-
-	"github.com/hybridsuite/hybrid/internal/atomicfile"
 )
 
 var (
@@ -26,6 +23,9 @@ var (
 	// ErrCorrupt: a file whose size or sha256 differs from the manifest, or a
 	// .gz file that does not decompress.
 	ErrCorrupt = errors.New("corrupt backup")
+	// ErrSameID: the bench made a backup with the id (its timestamp, to
+	// the second) of one sealed already.
+	ErrSameID = errors.New("two backups with one id")
 )
 
 // copyBufferSize is the unit of streaming reads and writes: large enough to
@@ -38,24 +38,22 @@ const sealHeadroom = 0.05
 // Seal turns the files the bench wrote for one backup into a complete backup
 // folder: dir/<ts>/, where dir is the site's backups folder
 // (.../sites/<site>/private/backups) and <ts> the bench's timestamp that
-// prefixes every file name (<ts>-<site>-database.sql.gz, ...). Files that are
-// not gzip yet (the tars) are compressed into the folder, the others moved
-// there; every file is hashed and synced, and manifest.json is written last.
+// prefixes every file name (<ts>-<site>-database.sql.gz, ...). Each file is
+// opened without following links and must be a regular file with one link
+// (ErrUnsafe otherwise); files that are not gzip yet (the tars) are
+// compressed into the folder, the others copied there (checked whole), and
+// the bench's file removed; every file is hashed and synced, owned by the
+// agent (see sealedDirMode), and manifest.json is written last.
 //
 // Seal can be run again after a crash with the same arguments: files already
-// moved are picked up from the folder. Once the manifest exists, it returns it.
+// sealed are picked up from the folder. Once the manifest exists, it returns
+// it, unless the bench wrote files of that id again (ErrSameID).
 func Seal(ctx context.Context, site string, files []string, dir string) (Manifest, error) {
 	m, err := seal(ctx, site, files, dir, time.Now)
 	if err != nil {
 		return Manifest{}, fmt.Errorf("seal backup of %s: %w", site, err)
 	}
 	return m, nil
-}
-
-type sealItem struct {
-	src      string // where the bench wrote it
-	dst      string // its final path in the backup folder
-	compress bool
 }
 
 func seal(ctx context.Context, site string, files []string, dir string, now func() time.Time) (Manifest, error) {
@@ -69,43 +67,63 @@ func seal(ctx context.Context, site string, files []string, dir string, now func
 	if err != nil {
 		return Manifest{}, err
 	}
-	backupDir := filepath.Join(dir, id)
-	if m, err := readManifest(backupDir); err == nil {
-		return m, nil // sealed already
-	} else if !errors.Is(err, ErrIncomplete) {
-		return Manifest{}, err
+	for _, f := range files {
+		if filepath.Dir(filepath.Clean(f)) != filepath.Clean(dir) {
+			return Manifest{}, fmt.Errorf("file %s is not in the backups folder %s", f, dir)
+		}
 	}
-	if err := mkdirLike(backupDir, dir); err != nil {
-		return Manifest{}, err
-	}
-
-	items, err := planSeal(files, backupDir)
+	backups, err := openDir(dir)
 	if err != nil {
 		return Manifest{}, err
 	}
-	var toCompress int64
-	for _, it := range items {
-		if it.compress {
-			if fi, err := os.Stat(it.src); err == nil {
-				toCompress += fi.Size()
+	defer backups.Close()
+	backupDir := filepath.Join(backups.path, id)
+	if bd, err := backups.sub(id); err == nil {
+		m, err := verifyDir(ctx, bd, false)
+		bd.Close()
+		if err == nil {
+			// Sealed already, by an earlier run of this seal, which removed
+			// the bench's files; files of that name again are another
+			// backup made in the same second.
+			for _, f := range files {
+				if _, err := backups.lstat(filepath.Base(f)); err == nil {
+					return Manifest{}, fmt.Errorf("%w: backup %s is sealed already, and the bench wrote %s again", ErrSameID, id, filepath.Base(f))
+				}
 			}
+			return m, nil
+		}
+		if !errors.Is(err, ErrIncomplete) {
+			return Manifest{}, err
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return Manifest{}, err
+	}
+	uid, gid := sealOwner(backups)
+	bd, err := backups.mkdir(id, sealedDirMode, uid, gid)
+	if err != nil {
+		return Manifest{}, fmt.Errorf("create backup folder: %w", err)
+	}
+	defer bd.Close()
+
+	items, err := planSeal(backups, bd, files)
+	if err != nil {
+		return Manifest{}, err
+	}
+	var toWrite int64
+	for _, it := range items {
+		if it.src != nil {
+			toWrite += it.info.Size()
 		}
 	}
-	if toCompress > 0 {
-		if err := CheckFreeSpace(backupDir, toCompress, sealHeadroom); err != nil {
+	if toWrite > 0 {
+		if err := CheckFreeSpace(backupDir, toWrite, sealHeadroom); err != nil {
 			return Manifest{}, err
 		}
 	}
 
 	m := Manifest{Version: manifestVersion, Site: site, ID: id, CreatedAt: now().UTC(), Dir: backupDir}
 	for _, it := range items {
-		var f File
-		var err error
-		if it.compress {
-			f, err = compressInto(ctx, it.src, it.dst)
-		} else {
-			f, err = moveGzip(ctx, it.src, it.dst)
-		}
+		f, err := sealFile(ctx, backups, bd, it, uid, gid)
 		if err != nil {
 			return Manifest{}, err
 		}
@@ -120,10 +138,34 @@ func seal(ctx context.Context, site string, files []string, dir string, now func
 		return Manifest{}, fmt.Errorf("encode manifest: %w", err)
 	}
 	// Last, and atomically: from here on the folder is a backup.
-	if err := atomicfile.WriteFile(filepath.Join(backupDir, ManifestName), append(data, '\n'), 0o640); err != nil {
-		return Manifest{}, err
+	if err := bd.writeFile(ManifestName, sealedFileMode, uid, gid, func(w io.Writer) error {
+		_, err := w.Write(append(data, '\n'))
+		return err
+	}); err != nil {
+		return Manifest{}, fmt.Errorf("write manifest: %w", err)
 	}
 	return m, nil
+}
+
+// A sealed backup is the agent's, readable by the bench's group (restore
+// reads it in the container) and writable by nobody else, so the bench
+// cannot change it after the manifest.
+const (
+	sealedDirMode  os.FileMode = 0o750
+	sealedFileMode os.FileMode = 0o640
+)
+
+// sealOwner is who owns a sealed backup: the agent, and the group of the
+// site's backups folder (the bench's). Not root, the agent keeps what it has.
+func sealOwner(backups *safeDir) (uid, gid int) {
+	if os.Geteuid() != 0 {
+		return -1, -1
+	}
+	st, err := backups.stat()
+	if err != nil {
+		return 0, 0
+	}
+	return 0, int(st.Gid)
 }
 
 // backupIDOf returns the timestamp every file name starts with, checking that
@@ -150,221 +192,174 @@ func backupIDOf(site string, files []string) (string, error) {
 	return id, nil
 }
 
-// planSeal decides, per file, where it ends up and whether it is compressed.
-// A file no longer at its source was moved by an interrupted Seal.
-func planSeal(files []string, backupDir string) ([]sealItem, error) {
-	var items []sealItem
+type sealItem struct {
+	name     string   // the bench's file name
+	src      *os.File // the bench's file, opened safely; nil when moved already
+	info     os.FileInfo
+	dst      string // its name in the backup folder
+	compress bool
+}
+
+// planSeal opens each of the bench's files without following links and
+// decides where it ends up and whether it is compressed. A file no longer
+// in the backups folder was sealed by an interrupted Seal.
+func planSeal(backups, bd *safeDir, files []string) (items []sealItem, err error) {
+	defer func() {
+		if err != nil {
+			for _, it := range items {
+				if it.src != nil {
+					it.src.Close()
+				}
+			}
+		}
+	}()
 	seen := map[string]bool{}
-	for _, src := range files {
-		name := filepath.Base(src)
-		it := sealItem{src: src}
-		gz, err := isGzipFile(src)
+	for _, path := range files {
+		it := sealItem{name: filepath.Base(path)}
+		f, fi, err := backups.openFile(it.name)
 		switch {
 		case err == nil:
-			it.dst = filepath.Join(backupDir, name)
+			it.src, it.info = f, fi
+			items = append(items, it) // closed by the deferred func on error
+			gz, err := isGzip(f)
+			if err != nil {
+				return items, fmt.Errorf("read %s: %w", path, err)
+			}
+			it.dst = it.name
 			if !gz {
 				it.compress = true
 				it.dst += ".gz"
 			}
+			items[len(items)-1] = it
 		case errors.Is(err, os.ErrNotExist):
-			if exists(filepath.Join(backupDir, name)) {
-				it.dst = filepath.Join(backupDir, name)
-			} else if exists(filepath.Join(backupDir, name+".gz")) {
-				it.dst = filepath.Join(backupDir, name+".gz")
+			if _, err := bd.lstat(it.name); err == nil {
+				it.dst = it.name
+			} else if _, err := bd.lstat(it.name + ".gz"); err == nil {
+				it.dst = it.name + ".gz"
 			} else {
-				return nil, fmt.Errorf("file %s: %w", src, os.ErrNotExist)
+				return items, fmt.Errorf("file %s: %w", path, os.ErrNotExist)
 			}
-			it.src = "" // already in place
+			items = append(items, it)
 		default:
-			return nil, err
+			return items, fmt.Errorf("take %s from the bench: %w", it.name, err)
 		}
-		if err := ValidateFileName(filepath.Base(it.dst)); err != nil {
-			return nil, err
+		if err := ValidateFileName(it.dst); err != nil {
+			return items, err
 		}
 		if seen[it.dst] {
-			return nil, fmt.Errorf("file %s given twice", filepath.Base(it.dst))
+			return items, fmt.Errorf("file %s given twice", it.dst)
 		}
 		seen[it.dst] = true
-		items = append(items, it)
 	}
 	return items, nil
 }
 
-// compressInto gzips src into dst (through a synced temporary file) while
-// hashing the output, then removes src.
-func compressInto(ctx context.Context, src, dst string) (File, error) {
-	if src == "" {
-		return digestInPlace(ctx, dst)
+// sealFile writes one file of the backup into the backup folder from the
+// descriptor opened in planSeal (the bench's file is copied, never moved: a
+// file the bench made may still be open in the bench for writing), hashing
+// what is written, then removes the bench's file.
+func sealFile(ctx context.Context, backups, bd *safeDir, it sealItem, uid, gid int) (File, error) {
+	if it.src == nil {
+		f, err := digestIn(ctx, bd, it.dst)
+		if err != nil {
+			return File{}, err
+		}
+		return f, nil
 	}
-	in, err := os.Open(src)
-	if err != nil {
-		return File{}, fmt.Errorf("compress %s: %w", src, err)
-	}
-	defer in.Close()
-	info, err := in.Stat()
-	if err != nil {
-		return File{}, fmt.Errorf("compress %s: %w", src, err)
-	}
+	defer it.src.Close()
 	h := sha256.New()
-	f := File{Name: filepath.Base(dst)}
-	err = writeFileAtomic(dst, info, func(w io.Writer) error {
+	f := File{Name: it.dst}
+	err := bd.writeFile(it.dst, sealedFileMode, uid, gid, func(w io.Writer) error {
 		cw := &countingWriter{w: io.MultiWriter(w, h)}
-		// Fastest level: the tars are mostly already-compressed uploads, and
-		// a backup that takes an hour longer is a backup that gets skipped.
-		gz, err := gzip.NewWriterLevel(cw, gzip.BestSpeed)
-		if err != nil {
-			return err
+		in := ctxReader{ctx, it.src}
+		buf := make([]byte, copyBufferSize)
+		if it.compress {
+			// Fastest level: the tars are mostly already-compressed uploads,
+			// and a backup that takes an hour longer is a backup that gets
+			// skipped.
+			gz, err := gzip.NewWriterLevel(cw, gzip.BestSpeed)
+			if err != nil {
+				return err
+			}
+			n, err := io.CopyBuffer(gz, in, buf)
+			if err != nil {
+				return err
+			}
+			if err := gz.Close(); err != nil {
+				return err
+			}
+			f.UncompressedSize = n
+		} else {
+			// Checked whole on the way: a truncated dump fails here, not at
+			// restore time.
+			n, err := copyGzip(cw, in, buf)
+			if err != nil {
+				return err
+			}
+			f.UncompressedSize = n
 		}
-		n, err := io.CopyBuffer(gz, ctxReader{ctx, in}, make([]byte, copyBufferSize))
-		if err != nil {
-			return err
-		}
-		if err := gz.Close(); err != nil {
-			return err
-		}
-		f.UncompressedSize = n
 		f.Size = cw.n
 		return nil
 	})
 	if err != nil {
-		return File{}, fmt.Errorf("compress %s: %w", src, err)
+		if ctx.Err() != nil {
+			return File{}, fmt.Errorf("seal %s: %w", it.name, ctx.Err())
+		}
+		return File{}, fmt.Errorf("seal %s: %w", it.name, err)
 	}
 	f.SHA256 = hex.EncodeToString(h.Sum(nil))
-	if err := os.Remove(src); err != nil {
-		return File{}, fmt.Errorf("remove %s after compressing it: %w", src, err)
+	if err := backups.remove(it.name); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return File{}, fmt.Errorf("remove the bench's %s after sealing it: %w", it.name, err)
 	}
 	return f, nil
 }
 
-// moveGzip checks and hashes a gzip file the bench wrote, syncs it and moves
-// it into the backup folder.
-func moveGzip(ctx context.Context, src, dst string) (File, error) {
-	if src == "" || sameFile(src, dst) {
-		return digestInPlace(ctx, dst)
-	}
-	f, err := digestInPlace(ctx, src)
+// copyGzip copies a gzip stream from r to w as it is, decompressing it on
+// the way to prove it is whole and to count its uncompressed size.
+func copyGzip(w io.Writer, r io.Reader, buf []byte) (int64, error) {
+	tee := io.TeeReader(r, w)
+	zr, err := gzip.NewReader(tee)
 	if err != nil {
-		return File{}, err
+		return 0, fmt.Errorf("%w: not gzip: %w", ErrCorrupt, err)
 	}
-	if err := os.Rename(src, dst); err != nil {
-		return File{}, fmt.Errorf("move %s into backup folder: %w", src, err)
+	n, err := io.CopyBuffer(io.Discard, zr, buf)
+	if err != nil {
+		return 0, fmt.Errorf("%w: gzip stream is damaged or truncated: %w", ErrCorrupt, err)
 	}
-	f.Name = filepath.Base(dst)
-	return f, nil
+	if _, err := io.CopyBuffer(io.Discard, tee, buf); err != nil { // whatever gzip did not need
+		return 0, err
+	}
+	return n, nil
 }
 
-// digestInPlace hashes a gzip file, decompressing it on the way to prove it
-// is whole (a truncated dump fails here, not at restore time) and to count
-// its exact uncompressed size, and syncs it.
-func digestInPlace(ctx context.Context, path string) (File, error) {
-	fh, err := os.Open(path)
+// digestIn hashes a gzip file of a backup folder, decompressing it on the
+// way to prove it is whole and to count its exact uncompressed size.
+func digestIn(ctx context.Context, d *safeDir, name string) (File, error) {
+	fh, _, err := d.openFile(name)
 	if err != nil {
-		return File{}, fmt.Errorf("digest %s: %w", path, err)
+		return File{}, fmt.Errorf("digest %s: %w", name, err)
 	}
 	defer fh.Close()
 	h := sha256.New()
-	cr := &countingReader{r: ctxReader{ctx, fh}}
-	tee := io.TeeReader(cr, h)
-	zr, err := gzip.NewReader(tee)
-	if err != nil {
-		return File{}, fmt.Errorf("digest %s: %w: not gzip: %w", path, ErrCorrupt, err)
-	}
-	n, err := io.CopyBuffer(io.Discard, zr, make([]byte, copyBufferSize))
+	cw := &countingWriter{w: h}
+	n, err := copyGzip(cw, ctxReader{ctx, fh}, make([]byte, copyBufferSize))
 	if err != nil {
 		if ctx.Err() != nil {
-			return File{}, fmt.Errorf("digest %s: %w", path, ctx.Err())
+			return File{}, fmt.Errorf("digest %s: %w", name, ctx.Err())
 		}
-		return File{}, fmt.Errorf("digest %s: %w: gzip stream is damaged or truncated: %w", path, ErrCorrupt, err)
+		return File{}, fmt.Errorf("digest %s: %w", name, err)
 	}
-	if _, err := io.Copy(io.Discard, tee); err != nil { // whatever gzip did not need
-		return File{}, fmt.Errorf("digest %s: %w", path, err)
-	}
-	if err := fh.Sync(); err != nil {
-		return File{}, fmt.Errorf("sync %s: %w", path, err)
-	}
-	return File{
-		Name:             filepath.Base(path),
-		Size:             cr.n,
-		SHA256:           hex.EncodeToString(h.Sum(nil)),
-		UncompressedSize: n,
-	}, nil
+	return File{Name: name, Size: cw.n, SHA256: hex.EncodeToString(h.Sum(nil)), UncompressedSize: n}, nil
 }
 
-// writeFileAtomic streams into a temporary file next to path, syncs it and
-// renames it over path, with the mode (and, when allowed, the owner) of like.
-func writeFileAtomic(path string, like os.FileInfo, write func(io.Writer) error) (err error) {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if like != nil {
-		if err = tmp.Chmod(like.Mode().Perm()); err != nil {
-			return err
-		}
-		chownLike(tmp.Name(), like)
-	}
-	if err = write(tmp); err != nil {
-		return err
-	}
-	if err = tmp.Sync(); err != nil {
-		return err
-	}
-	if err = tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
-}
-
-// mkdirLike creates dir with the owner of parent, so the bench container
-// (uid 1000) can read what the agent (often root) writes.
-func mkdirLike(dir, parent string) error {
-	if err := os.Mkdir(dir, 0o750); err != nil && !errors.Is(err, os.ErrExist) {
-		return fmt.Errorf("create backup folder: %w", err)
-	}
-	if fi, err := os.Stat(parent); err == nil {
-		chownLike(dir, fi)
-	}
-	return nil
-}
-
-// chownLike is best effort: it only matters, and only works, as root.
-func chownLike(path string, like os.FileInfo) {
-	if st, ok := like.Sys().(*syscall.Stat_t); ok && os.Geteuid() == 0 {
-		_ = os.Chown(path, int(st.Uid), int(st.Gid))
-	}
-}
-
-func isGzipFile(path string) (bool, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return false, err
-	}
-	defer f.Close()
+// isGzip reads the magic of f and rewinds it.
+func isGzip(f *os.File) (bool, error) {
 	magic := make([]byte, 2)
-	if _, err := io.ReadFull(f, magic); err != nil {
-		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-			return false, nil
-		}
+	n, err := f.ReadAt(magic, 0)
+	if err != nil && !errors.Is(err, io.EOF) {
 		return false, err
 	}
-	return bytes.Equal(magic, []byte{0x1f, 0x8b}), nil
-}
-
-func exists(path string) bool {
-	_, err := os.Stat(path)
-	return err == nil
-}
-
-func sameFile(a, b string) bool {
-	fa, err1 := os.Stat(a)
-	fb, err2 := os.Stat(b)
-	return err1 == nil && err2 == nil && os.SameFile(fa, fb)
+	return n == 2 && bytes.Equal(magic, []byte{0x1f, 0x8b}), nil
 }
 
 type ctxReader struct {

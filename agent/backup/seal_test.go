@@ -210,3 +210,13 @@ func gunzip(t *testing.T, path string) []byte {
 	require.NoError(t, err)
 	return out
 }
+
+func TestSeal_SecondBackupInTheSameSecond_RefusedNotMistakenForTheFirst(t *testing.T) {
+	m, backups := sealTestBackup(t)
+	files := benchBackup(t, backups, testSite, testID) // the bench again, same second
+	_, err := Seal(context.Background(), testSite, files, backups)
+	require.ErrorIs(t, err, ErrSameID)
+	again, err := Verify(context.Background(), m.Dir)
+	require.NoError(t, err)
+	assert.Equal(t, m.Files, again.Files, "the sealed backup is untouched")
+}

@@ -211,3 +211,14 @@ func humanBytes(n int64) string {
 	}
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
+
+// Statfs is unix.Statfs, or a stand-in in tests.
+type Statfs func(path string, st *unix.Statfs_t) error
+
+// CheckFreeSpaceWith is CheckFreeSpace asking statfs (nil: unix.Statfs).
+func CheckFreeSpaceWith(statfs Statfs, dir string, need int64, headroom float64) error {
+	if statfs == nil {
+		statfs = unix.Statfs
+	}
+	return checkFreeSpace(statfsFunc(statfs), "/proc/self/mountinfo", dir, need, headroom)
+}

@@ -8,21 +8,32 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
+	"time"
 
 	"github.com/hybridsuite/hybrid/agent/agentapi"
 	"github.com/hybridsuite/hybrid/agent/backup"
-	"github.com/hybridsuite/hybrid/agent/benches"
 	"github.com/hybridsuite/hybrid/agent/jobs"
 	"github.com/hybridsuite/hybrid/agent/names"
 )
 
-// restoreHeadroom is the free space a restore keeps beyond what it unpacks.
-const restoreHeadroom = 0.2
+// realSitesDir is the bench's sites folder with the links of the agent's
+// own folders above it (an operator's /home -> /data/home) resolved. Those
+// are trusted; from the sites folder down, the bench writes, and the backup
+// package follows no link.
+func (o *Operations) realSitesDir(bench string) string {
+	dir := o.Runtime.SitesDir(bench)
+	if real, err := filepath.EvalSymlinks(dir); err == nil {
+		return real
+	}
+	return dir
+}
 
 // containerSites is the bench's sites folder inside its container.
 const containerSites = "/home/frappe/frappe-bench/sites"
@@ -32,29 +43,116 @@ var backupLine = regexp.MustCompile(`^\s*(Config|Database|Public|Private)\s*:\s+
 
 // benchBackup runs the bench's backup and returns the files it made, as host
 // paths. A result recorded by an earlier attempt whose files still exist is
-// used again instead of making another backup.
-func (o *Operations) benchBackup(ctx context.Context, run *jobs.Run, bench, site string, withFiles bool) ([]string, error) {
-	var state struct {
-		Made []string `json:"bench_backup_files"`
+// used again instead of making another backup. When the command fails, is
+// cancelled or times out, what it left in the backups folder is removed
+// (see cleanBackupLeftovers).
+func (o *Operations) benchBackup(ctx context.Context, run *jobs.Run, slot resultSlot, bench, site string, withFiles bool) ([]string, error) {
+	var state sealed
+	if err := slot.get(run, &state); err != nil {
+		return nil, err
 	}
-	if run.Result(&state) == nil && len(state.Made) > 0 && allExist(state.Made) {
+	if len(state.BenchFiles) > 0 && allExist(state.BenchFiles) {
 		run.Log("using the backup an earlier attempt made")
-		return state.Made, nil
+		return state.BenchFiles, nil
+	}
+	backups := o.backupsDir(bench, site)
+	if state.BackupsBefore == nil {
+		before, err := backup.Entries(backups)
+		if err != nil {
+			return nil, err
+		}
+		state.BackupsBefore = before
+		if err := slot.set(run, state); err != nil {
+			return nil, err
+		}
 	}
 	args := []string{"--site", site, "backup"}
 	if withFiles {
 		args = append(args, "--with-files")
 	}
-	var out bytes.Buffer
-	if err := o.Runtime.Exec(ctx, bench, io.MultiWriter(run.Output(), &out), args...); err != nil {
-		return nil, err
+	// The bench names a backup by the second: one made in the second of an
+	// earlier one (a pre-restore backup right after a backup) is made again.
+	for attempt := 1; ; attempt++ {
+		var out bytes.Buffer
+		err := o.Runtime.Exec(ctx, bench, io.MultiWriter(run.Output(), &out), args...)
+		var files []string
+		if err == nil {
+			files, err = o.parseBackupSummary(bench, site, out.Bytes())
+		}
+		if err == nil {
+			if id := backupIDOf(files); slices.Contains(state.BackupsBefore, id) {
+				err = fmt.Errorf("bench backup made %s, the id of a backup that exists already", id)
+				if attempt < sameIDAttempts {
+					run.Log("%v: making it again", err)
+					o.cleanBackupLeftovers(run, slot, &state, backups)
+					select {
+					case <-ctx.Done():
+						return nil, ctx.Err()
+					case <-time.After(time.Second):
+					}
+					continue
+				}
+			}
+		}
+		if err != nil {
+			state.BenchFiles = files
+			o.cleanBackupLeftovers(run, slot, &state, backups)
+			return nil, err
+		}
+		state.BenchFiles = files
+		return files, slot.set(run, state)
 	}
-	files, err := o.parseBackupSummary(bench, site, out.Bytes())
+}
+
+// sameIDAttempts bounds how often a backup is made again because the bench
+// gave it the id of an existing one.
+const sameIDAttempts = 3
+
+// backupIDOf is the bench's timestamp that starts the first file's name.
+func backupIDOf(files []string) string {
+	id, _, _ := strings.Cut(filepath.Base(files[0]), "-")
+	return id
+}
+
+// cleanBackupLeftovers removes from the backups folder what this backup
+// made and did not seal: files that were not there when its bench backup
+// started, the files the bench printed, and the unsealed folder of a seal
+// cut short. It runs when the bench command or the seal failed, was
+// cancelled or timed out; what it removed and what it could not are in the
+// job's result (bench_leftovers) and output.
+func (o *Operations) cleanBackupLeftovers(run *jobs.Run, slot resultSlot, state *sealed, backups string) {
+	if state.BackupsBefore == nil {
+		run.Log("the backups folder was not listed before the bench ran: nothing left is removed")
+		return
+	}
+	printed := map[string]bool{}
+	for _, f := range state.BenchFiles {
+		printed[filepath.Base(f)] = true
+	}
+	var before []string
+	for _, n := range state.BackupsBefore {
+		if !printed[n] {
+			before = append(before, n)
+		}
+	}
+	var ownID string
+	if len(state.BenchFiles) > 0 {
+		ownID = backupIDOf(state.BenchFiles)
+	}
+	lo, err := backup.RemoveLeftovers(backups, before, ownID)
 	if err != nil {
-		return nil, err
+		run.Log("cleaning what the backup left: %v", err)
 	}
-	state.Made = files
-	return files, run.SetResult(state)
+	if len(lo.Removed) > 0 {
+		run.Log("removed what this backup left unsealed: %s", strings.Join(lo.Removed, ", "))
+	}
+	if len(lo.Left) > 0 {
+		run.Log("left in the backups folder (not removed): %s", strings.Join(lo.Left, ", "))
+	}
+	state.Leftovers = &lo
+	if err := slot.set(run, *state); err != nil {
+		run.Log("record what the backup left: %v", err)
+	}
 }
 
 // parseBackupSummary turns the paths the bench printed (relative to its sites
@@ -69,7 +167,7 @@ func (o *Operations) parseBackupSummary(bench, site string, out []byte) ([]strin
 			continue
 		}
 		rel := path.Clean(strings.TrimPrefix(m[2], containerSites+"/"))
-		p := filepath.Join(o.Runtime.SitesDir(bench), filepath.FromSlash(rel))
+		p := filepath.Join(o.realSitesDir(bench), filepath.FromSlash(rel))
 		if filepath.Dir(p) != backups {
 			return nil, fmt.Errorf("bench backup printed %q, which is not in %s", m[2], backups)
 		}
@@ -102,39 +200,94 @@ func tail(b []byte) string {
 type sealed struct {
 	backup.Result
 	BenchFiles []string `json:"bench_backup_files,omitempty"`
-	ID         string   `json:"id"`
+	// BackupsBefore are the names in the backups folder before the bench
+	// ran: anything else not sealed is what this backup left.
+	BackupsBefore []string          `json:"backups_before"`
+	Leftovers     *backup.Leftovers `json:"bench_leftovers,omitempty"`
+	ID            string            `json:"id,omitempty"`
 }
 
+// resultSlot is where a job keeps one backup's state in its result: "" for
+// the whole result (site.backup and site.migrate, whose result is the
+// backup), or a key (site.restore keeps its pre-restore backup apart from
+// the backup it restores).
+type resultSlot string
+
+func (k resultSlot) get(run *jobs.Run, into any) error {
+	if k == "" {
+		return run.Result(into)
+	}
+	var all map[string]json.RawMessage
+	if err := run.Result(&all); err != nil {
+		return err
+	}
+	if raw, ok := all[string(k)]; ok {
+		return json.Unmarshal(raw, into)
+	}
+	return nil
+}
+
+// set merges v into the result, keeping the fields other steps wrote.
+func (k resultSlot) set(run *jobs.Run, v any) error {
+	var all map[string]json.RawMessage
+	if err := run.Result(&all); err != nil {
+		return err
+	}
+	if all == nil {
+		all = map[string]json.RawMessage{}
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode result: %w", err)
+	}
+	if k != "" {
+		all[string(k)] = b
+		return run.SetResult(all)
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(b, &fields); err != nil {
+		return fmt.Errorf("encode result: %w", err)
+	}
+	maps.Copy(all, fields)
+	return run.SetResult(all)
+}
+
+// backupSteps are a backup's steps, its state in the whole job result.
 func (o *Operations) backupSteps(bench, site string, withFiles, offsite bool) []jobs.Step {
+	return o.backupStepsIn("", "", bench, site, withFiles, offsite)
+}
+
+// backupStepsIn are a backup's steps, named with prefix, keeping their
+// state in slot of the job's result.
+func (o *Operations) backupStepsIn(slot resultSlot, prefix, bench, site string, withFiles, offsite bool) []jobs.Step {
 	steps := []jobs.Step{
-		{Name: "bench backup", Run: func(ctx context.Context, run *jobs.Run) error {
-			_, err := o.benchBackup(ctx, run, bench, site, withFiles)
+		{Name: prefix + "bench backup", Run: func(ctx context.Context, run *jobs.Run) error {
+			_, err := o.benchBackup(ctx, run, slot, bench, site, withFiles)
 			return err
 		}},
-		{Name: "seal", Run: func(ctx context.Context, run *jobs.Run) error {
+		{Name: prefix + "seal", Run: func(ctx context.Context, run *jobs.Run) error {
 			var state sealed
-			if err := run.Result(&state); err != nil {
+			if err := slot.get(run, &state); err != nil {
 				return err
 			}
-			m, err := backup.Seal(ctx, site, state.BenchFiles, o.backupsDir(bench, site))
+			backups := o.backupsDir(bench, site)
+			m, err := backup.Seal(ctx, site, state.BenchFiles, backups)
 			if err != nil {
-				return err
-			}
-			if err := benchOwns(m.Dir); err != nil {
+				o.cleanBackupLeftovers(run, slot, &state, backups)
 				return err
 			}
 			run.Log("sealed %s: %d files, %d bytes", m.Dir, len(m.Files), m.Size)
 			state.Result, state.ID = m.Result(), m.ID
-			return run.SetResult(state)
+			return slot.set(run, state)
 		}},
 	}
 	if offsite {
-		steps = append(steps, jobs.Step{Name: "upload offsite", Run: func(ctx context.Context, run *jobs.Run) error {
+		steps = append(steps, jobs.Step{Name: prefix + "upload offsite", Run: func(ctx context.Context, run *jobs.Run) error {
 			if o.Offsite == nil {
 				return errors.New("offsite storage is not configured on this agent (sites.offsite)")
 			}
 			var state sealed
-			if err := run.Result(&state); err != nil {
+			if err := slot.get(run, &state); err != nil {
 				return err
 			}
 			m, err := backup.Verify(ctx, state.Dir)
@@ -146,7 +299,7 @@ func (o *Operations) backupSteps(bench, site string, withFiles, offsite bool) []
 			}
 			state.OffsitePrefix = o.Offsite.Prefix(m)
 			run.Log("uploaded to %s", state.OffsitePrefix)
-			return run.SetResult(state)
+			return slot.set(run, state)
 		}})
 	}
 	return steps
@@ -204,7 +357,7 @@ func (o *Operations) siteMigrate(raw json.RawMessage) ([]jobs.Step, error) {
 
 // benchRestore has the bench load a verified backup.
 func (o *Operations) benchRestore(ctx context.Context, run *jobs.Run, bench, site string, m backup.Manifest) error {
-	rel, err := filepath.Rel(o.Runtime.SitesDir(bench), m.Dir)
+	rel, err := filepath.Rel(o.realSitesDir(bench), m.Dir)
 	if err != nil || strings.HasPrefix(rel, "..") {
 		return fmt.Errorf("backup %s is not in bench %s's sites folder", m.Dir, bench)
 	}
@@ -226,55 +379,6 @@ func (o *Operations) benchRestore(ctx context.Context, run *jobs.Run, bench, sit
 	}
 	args := append([]string{"--site", site, "restore", database}, extra...)
 	return o.Runtime.Exec(ctx, bench, run.Output(), args...)
-}
-
-// siteRestore restores a local backup (by id, or its folder) or an offsite one.
-func (o *Operations) siteRestore(raw json.RawMessage) ([]jobs.Step, error) {
-	req, err := decodeRequest[agentapi.SiteRestoreRequest](raw)
-	if err != nil {
-		return nil, err
-	}
-	backups := o.backupsDir(req.Bench, req.Site)
-	var state struct {
-		Dir string `json:"restored_from"`
-	}
-	return []jobs.Step{
-		{Name: "fetch backup", Run: func(ctx context.Context, run *jobs.Run) error {
-			dir, err := o.fetchBackup(ctx, run, req, backups)
-			if err != nil {
-				return err
-			}
-			state.Dir = dir
-			return run.SetResult(state)
-		}},
-		{Name: "check free disk", Run: func(ctx context.Context, run *jobs.Run) error {
-			if err := run.Result(&state); err != nil {
-				return err
-			}
-			m, err := backup.Verify(ctx, state.Dir)
-			if err != nil {
-				return err
-			}
-			run.Log("backup %s verified; unpacks to %d bytes", m.Dir, m.UncompressedSize())
-			return backup.CheckFreeSpace(o.Runtime.SitesDir(req.Bench), m.UncompressedSize(), restoreHeadroom)
-		}},
-		{Name: "maintenance on", Run: func(ctx context.Context, run *jobs.Run) error {
-			return o.maintenance(ctx, run, req.Bench, req.Site, true)
-		}},
-		{Name: "bench restore", Run: func(ctx context.Context, run *jobs.Run) error {
-			if err := run.Result(&state); err != nil {
-				return err
-			}
-			m, err := backup.Verify(ctx, state.Dir)
-			if err != nil {
-				return err
-			}
-			return o.benchRestore(ctx, run, req.Bench, req.Site, m)
-		}},
-		{Name: "maintenance off", Run: func(ctx context.Context, run *jobs.Run) error {
-			return o.maintenance(ctx, run, req.Bench, req.Site, false)
-		}},
-	}, nil
 }
 
 func (o *Operations) fetchBackup(ctx context.Context, run *jobs.Run, req agentapi.SiteRestoreRequest, backups string) (string, error) {
@@ -303,9 +407,6 @@ func (o *Operations) fetchBackup(ctx context.Context, run *jobs.Run, req agentap
 	}
 	m, err := o.Offsite.Download(ctx, req.Site, req.Object, dest)
 	if err != nil {
-		return "", err
-	}
-	if err := benchOwns(dest); err != nil {
 		return "", err
 	}
 	run.Log("downloaded %s: %d files, %d bytes", req.Object, len(m.Files), m.Size)
@@ -340,21 +441,4 @@ func (o *Operations) siteArchive(raw json.RawMessage) ([]jobs.Step, error) {
 		jobs.Step{Name: "route", Run: o.route},
 	)
 	return steps, nil
-}
-
-// benchOwns gives a backup folder the agent wrote to the bench's user, so
-// the bench can read it (restore) and move it (drop-site).
-func benchOwns(dir string) error {
-	return filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if err := os.Lchown(p, benches.Owner, benches.Owner); err != nil {
-			return fmt.Errorf("give %s to the bench user: %w", p, err)
-		}
-		if d.IsDir() {
-			return os.Chmod(p, 0o750)
-		}
-		return os.Chmod(p, 0o640)
-	})
 }

@@ -52,6 +52,12 @@ type Operations struct {
 	Now     func() time.Time
 	// Timeout bounds each job; 0 means the queue's default.
 	Timeout time.Duration
+	// Retention is the agent's backup retention policy, for a
+	// site.prune_backups that does not give one; zero fields take
+	// backup.DefaultRetention's.
+	Retention backup.Retention
+	// Statfs reports free space; nil is unix.Statfs (tests stand in).
+	Statfs backup.Statfs
 }
 
 // Types lists the job types, the one place they are wired.
@@ -70,6 +76,7 @@ func (o *Operations) Types() []jobs.Type {
 		t(agentapi.TypeSiteRestore, o.siteRestore),
 		t(agentapi.TypeSiteArchive, o.siteArchiveAndForget),
 		t(agentapi.TypeSiteMaintenance, o.siteMaintenance),
+		t(agentapi.TypeSitePruneBackups, o.sitePruneBackups),
 	}
 }
 
@@ -117,7 +124,7 @@ func (o *Operations) siteConfig(bench, site string) string {
 }
 
 func (o *Operations) backupsDir(bench, site string) string {
-	return filepath.Join(o.siteDir(bench, site), "private", "backups")
+	return filepath.Join(o.realSitesDir(bench), site, "private", "backups")
 }
 
 // Sites lists a bench's sites.

@@ -12,7 +12,15 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"time"
+)
+
+// Test hooks, files in the site folder.
+const (
+	backupSummaryFile = "backup_summary" // printed by backup instead of making one
+	slowBackupFile    = "slow_backup"    // seconds backup sleeps once the dump is written
 )
 
 // backupFiles are the files one backup made, absolute paths; empty when not made.
@@ -30,6 +38,12 @@ func (b *Bench) backupCmd(ctx context.Context, site string, args []string) error
 	}
 	if len(a.pos) != 0 {
 		return usagef("backup takes no arguments")
+	}
+	// Test hook: a bench that lies, printing what the test wrote instead of
+	// making a backup.
+	if summary, err := os.ReadFile(filepath.Join(b.siteDir(site), backupSummaryFile)); err == nil {
+		_, err := b.Stdout.Write(summary)
+		return err
 	}
 	files, err := b.backup(ctx, site, a.bools["with-files"])
 	if err != nil {
@@ -117,6 +131,15 @@ func (b *Bench) backup(ctx context.Context, site string, withFiles bool) (*backu
 		return zw.Close()
 	}); err != nil {
 		return nil, fmt.Errorf("dump database %s: %w", cfg.DBName, err)
+	}
+	// Test hook: a slow backup, to be cancelled with the dump written.
+	if data, err := os.ReadFile(filepath.Join(b.siteDir(site), slowBackupFile)); err == nil {
+		secs, _ := strconv.Atoi(strings.TrimSpace(string(data)))
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(time.Duration(secs) * time.Second):
+		}
 	}
 	config, err := os.ReadFile(b.siteConfigPath(site))
 	if err != nil {

@@ -56,12 +56,22 @@ var image = dockertest.StaticImage{
 // the same Tag while this test runs.
 func Build(ctx context.Context, t testing.TB, cli *client.Client) string {
 	t.Helper()
-	tag := dockertest.BuildStatic(ctx, t, cli, image)
+	tag := BuildAs(ctx, t, cli, Tag)
 	res, err := cli.ImageInspect(ctx, tag)
 	if err != nil {
 		t.Fatalf("inspect image %s: %v", tag, err)
 	}
 	return res.ID
+}
+
+// BuildAs is Build under another tag, returning the tag. A test that needs
+// this tree's test hooks uses its own tag: Tag is shared by every checkout on
+// the Docker engine, and a concurrent test of another checkout may rebuild it.
+func BuildAs(ctx context.Context, t testing.TB, cli *client.Client, tag string) string {
+	t.Helper()
+	img := image
+	img.Tag = tag
+	return dockertest.BuildStatic(ctx, t, cli, img)
 }
 
 // BuildImage is Build outside a test, returning the tag; dir is a scratch

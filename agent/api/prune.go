@@ -1,0 +1,54 @@
+package api
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/hybridsuite/hybrid/agent/agentapi"
+	"github.com/hybridsuite/hybrid/agent/names"
+)
+
+// pruneBackups handles POST /benches/{bench}/sites/{site}/backups/prune,
+// whose body (a retention policy) is optional.
+func (s *Server) pruneBackups(w http.ResponseWriter, r *http.Request) {
+	bench, ok := s.bench(w, r)
+	if !ok {
+		return
+	}
+	site := r.PathValue("site")
+	if err := names.Site(site); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	data, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "read body: "+err.Error())
+		return
+	}
+	var p agentapi.PruneBackups
+	if strings.TrimSpace(string(data)) != "" {
+		if len(data) > maxBody {
+			writeError(w, http.StatusBadRequest, "body larger than 1 MiB")
+			return
+		}
+		if err := decodeJSON(strings.NewReader(string(data)), &p); err != nil {
+			writeError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+	}
+	var problems []string
+	if p.KeepLast != nil && *p.KeepLast < 1 {
+		problems = append(problems, fmt.Sprintf("keep_last %d: want at least 1 (the newest backup is always kept)", *p.KeepLast))
+	}
+	if p.KeepDays != nil && *p.KeepDays < 0 {
+		problems = append(problems, fmt.Sprintf("keep_days %d: must not be negative", *p.KeepDays))
+	}
+	if len(problems) > 0 {
+		writeError(w, http.StatusBadRequest, strings.Join(problems, "; "))
+		return
+	}
+	s.submit(w, r, agentapi.TypeSitePruneBackups, agentapi.SitePruneBackupsRequest{
+		SiteRequest: agentapi.SiteRequest{Bench: bench, Site: site}, PruneBackups: p}, s.siteExists(bench, site))
+}

@@ -1,0 +1,192 @@
+package sites
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/hybridsuite/hybrid/agent/agentapi"
+	"github.com/hybridsuite/hybrid/agent/backup"
+	"github.com/hybridsuite/hybrid/agent/jobs"
+)
+
+// restoreHeadroom is the free space a restore keeps beyond what it unpacks.
+const restoreHeadroom = 0.2
+
+// preRestoreSlot is where site.restore keeps the backup of the live site it
+// takes before `bench restore`, apart from the backup it restores.
+const preRestoreSlot resultSlot = "pre_restore_backup"
+
+// siteRestore restores a local backup (by id, or its folder) or an offsite
+// one. It checks the free space of the sites folder and of MariaDB's data
+// directory, takes a backup of the live site first and, when the restore
+// fails, restores that backup and fails saying so.
+func (o *Operations) siteRestore(raw json.RawMessage) ([]jobs.Step, error) {
+	req, err := decodeRequest[agentapi.SiteRestoreRequest](raw)
+	if err != nil {
+		return nil, err
+	}
+	backups := o.backupsDir(req.Bench, req.Site)
+	var state struct {
+		Dir string `json:"restored_from"`
+	}
+	steps := []jobs.Step{
+		{Name: "fetch backup", Run: func(ctx context.Context, run *jobs.Run) error {
+			dir, err := o.fetchBackup(ctx, run, req, backups)
+			if err != nil {
+				return err
+			}
+			state.Dir = dir
+			return resultSlot("").set(run, state)
+		}},
+		{Name: "check free disk", Run: func(ctx context.Context, run *jobs.Run) error {
+			if err := run.Result(&state); err != nil {
+				return err
+			}
+			m, err := backup.Verify(ctx, state.Dir)
+			if err != nil {
+				return err
+			}
+			run.Log("backup %s verified; unpacks to %d bytes", m.Dir, m.UncompressedSize())
+			datadir, derr := o.mariadbDatadir(ctx)
+			return checkRestoreSpace(o.Statfs, m, o.Runtime.SitesDir(req.Bench), datadir, derr, run.Log)
+		}},
+		{Name: "maintenance on", Run: func(ctx context.Context, run *jobs.Run) error {
+			return o.maintenance(ctx, run, req.Bench, req.Site, true)
+		}},
+	}
+	// The live site, as it is before the restore: what a failed restore
+	// falls back to. With files, as a restore may replace them.
+	pre := o.backupStepsIn(preRestoreSlot, "pre-restore ", req.Bench, req.Site, true, false)
+	for i := range pre {
+		step := pre[i].Run
+		pre[i].Run = func(ctx context.Context, run *jobs.Run) error {
+			err := step(ctx, run)
+			if err == nil {
+				return nil
+			}
+			if merr := o.maintenance(context.WithoutCancel(ctx), run, req.Bench, req.Site, false); merr != nil {
+				return fmt.Errorf("the pre-restore backup failed, so nothing was restored; maintenance mode is still on (%v): %w", merr, err)
+			}
+			return fmt.Errorf("the pre-restore backup failed, so nothing was restored and the site is back in service: %w", err)
+		}
+	}
+	steps = append(steps, pre...)
+	steps = append(steps,
+		jobs.Step{Name: "bench restore", Run: func(ctx context.Context, run *jobs.Run) error {
+			if err := run.Result(&state); err != nil {
+				return err
+			}
+			m, err := backup.Verify(ctx, state.Dir)
+			if err != nil {
+				return err
+			}
+			err = o.benchRestore(ctx, run, req.Bench, req.Site, m)
+			if err == nil {
+				return nil
+			}
+			return o.fallBackToPreRestore(ctx, run, req.Bench, req.Site, err)
+		}},
+		jobs.Step{Name: "maintenance off", Run: func(ctx context.Context, run *jobs.Run) error {
+			return o.maintenance(ctx, run, req.Bench, req.Site, false)
+		}},
+	)
+	return steps, nil
+}
+
+// fallBackToPreRestore restores the pre-restore backup after `bench
+// restore` failed with err, and returns the job's error saying what state
+// the site is in.
+func (o *Operations) fallBackToPreRestore(ctx context.Context, run *jobs.Run, bench, site string, err error) error {
+	var pre sealed
+	if rerr := preRestoreSlot.get(run, &pre); rerr != nil || pre.Dir == "" {
+		return fmt.Errorf("restore failed and no pre-restore backup is recorded to fall back to: %w", err)
+	}
+	if ctx.Err() != nil {
+		return fmt.Errorf("restore was stopped (%v) and the site may be half restored; the pre-restore backup %s was not restored: restore it (path %q): %w",
+			context.Cause(ctx), pre.Dir, pre.ID, err)
+	}
+	run.Log("restore failed: restoring the pre-restore backup %s", pre.Dir)
+	m, verr := backup.Verify(ctx, pre.Dir)
+	if verr == nil {
+		verr = o.benchRestore(ctx, run, bench, site, m)
+	}
+	if verr != nil {
+		return fmt.Errorf("restore failed (%v), and restoring the pre-restore backup %s failed too: %w", err, pre.Dir, verr)
+	}
+	if merr := o.maintenance(ctx, run, bench, site, false); merr != nil {
+		return fmt.Errorf("restore failed (%v); the pre-restore backup %s was restored, but maintenance mode is still on: %w", err, pre.Dir, merr)
+	}
+	return fmt.Errorf("restore failed; the pre-restore backup %s was restored and the site is back in service: %w", pre.Dir, err)
+}
+
+// mariadbDatadir asks MariaDB where its data is, through the admin
+// connection, and checks that the folder is on this host.
+func (o *Operations) mariadbDatadir(ctx context.Context) (string, error) {
+	if o.Admin == nil {
+		return "", errors.New("no admin connection to MariaDB")
+	}
+	var dir, host string
+	if err := o.Admin.QueryRowContext(ctx, "SELECT @@datadir, @@hostname").Scan(&dir, &host); err != nil {
+		return "", fmt.Errorf("ask MariaDB for its data directory: %w", err)
+	}
+	if local, err := os.Hostname(); err != nil || !strings.EqualFold(local, host) {
+		return "", fmt.Errorf("MariaDB runs on host %q, not on this one (%q)", host, local)
+	}
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		return "", fmt.Errorf("MariaDB's data directory %s is not a folder on this host", dir)
+	}
+	return dir, nil
+}
+
+// checkRestoreSpace checks that the sites folder has room for the backup's
+// unpacked files plus the pre-restore backup (about the backup's size), and
+// that MariaDB's data directory has room for the loaded dump; both on one
+// filesystem need the sum. datadirErr says why the data directory is not
+// known: then only the sites folder is checked, and the output says so.
+func checkRestoreSpace(statfs backup.Statfs, m backup.Manifest, sitesDir, datadir string, datadirErr error, logf func(string, ...any)) error {
+	if statfs == nil {
+		statfs = unix.Statfs
+	}
+	sitesNeed := m.UncompressedSize() + m.Size
+	var dbNeed int64
+	for _, f := range m.Files {
+		if strings.Contains(f.Name, "-database.sql") {
+			dbNeed += max(f.UncompressedSize, f.Size)
+		}
+	}
+	if datadirErr != nil {
+		logf("MariaDB's data directory is not checked (%v): checking the sites folder only", datadirErr)
+		logf("sites folder %s: %d bytes needed (unpacked backup and pre-restore backup)", sitesDir, sitesNeed)
+		return backup.CheckFreeSpaceWith(statfs, sitesDir, sitesNeed, restoreHeadroom)
+	}
+	if sameFilesystem(statfs, sitesDir, datadir) {
+		logf("sites folder %s and MariaDB's data directory %s are on one filesystem: %d + %d bytes needed", sitesDir, datadir, sitesNeed, dbNeed)
+		if err := backup.CheckFreeSpaceWith(statfs, sitesDir, sitesNeed+dbNeed, restoreHeadroom); err != nil {
+			return fmt.Errorf("sites folder and MariaDB's data directory %s: %w", datadir, err)
+		}
+		return nil
+	}
+	logf("sites folder %s: %d bytes needed; MariaDB's data directory %s: %d bytes needed", sitesDir, sitesNeed, datadir, dbNeed)
+	var errs []error
+	if err := backup.CheckFreeSpaceWith(statfs, sitesDir, sitesNeed, restoreHeadroom); err != nil {
+		errs = append(errs, fmt.Errorf("sites folder: %w", err))
+	}
+	if err := backup.CheckFreeSpaceWith(statfs, datadir, dbNeed, restoreHeadroom); err != nil {
+		errs = append(errs, fmt.Errorf("MariaDB's data directory: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+func sameFilesystem(statfs backup.Statfs, a, b string) bool {
+	var sa, sb unix.Statfs_t
+	if statfs(a, &sa) != nil || statfs(b, &sb) != nil {
+		return false
+	}
+	return sa.Fsid == sb.Fsid && sa.Fsid != (unix.Fsid{})
+}

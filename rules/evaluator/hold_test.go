@@ -2,6 +2,8 @@ package evaluator
 
 import (
 	"fmt"
+	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -11,7 +13,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
+
+	"github.com/hybridsuite/hybrid/alerting"
 )
 
 // fakeAgent serves /metrics behind basic auth, as the agent does, with one
@@ -161,4 +166,167 @@ func TestMonitor_TargetStopsAnswering_AlertHeldFiringUntilDownAlert_ResolvedWhen
 	require.False(t, resolved.EndsAt.Before(back), "resolved at %s, after the target came back at %s", resolved.EndsAt, back)
 	require.Eventually(t, func() bool { return hook.count("HybridAgentDown", "resolved") == 1 },
 		10*time.Second, 100*time.Millisecond, "HybridAgentDown resolves: %v", hook.names())
+}
+
+// fakeScrapeState is what the holder sees of the scrapes and rules, set by
+// hand.
+type fakeScrapeState struct {
+	up     map[targetID]bool
+	active map[string]bool
+	wait   time.Duration
+}
+
+func (f *fakeScrapeState) targetsUp() map[targetID]bool  { return maps.Clone(f.up) }
+func (f *fakeScrapeState) activeAlerts() map[string]bool { return maps.Clone(f.active) }
+func (f *fakeScrapeState) releaseAfter() time.Duration   { return f.wait }
+
+type recordingSink struct{ got []alerting.Alert }
+
+func (s *recordingSink) Send(alerts []alerting.Alert) { s.got = append(s.got, alerts...) }
+
+// take returns "alertname/status" of what was sent since the last take.
+func (s *recordingSink) take(now time.Time) []string {
+	var out []string
+	for _, a := range s.got {
+		out = append(out, a.Name()+"/"+a.Status(now))
+	}
+	s.got = nil
+	return out
+}
+
+// holderAt is a holder on a fake clock and state, agent "a:9470" up.
+func holderAt(t *testing.T) (*holder, *recordingSink, *fakeScrapeState, *time.Time) {
+	sink := &recordingSink{}
+	state := &fakeScrapeState{up: map[targetID]bool{{"hybrid-agent", "a:9470"}: true}, active: map[string]bool{}, wait: 2 * time.Second}
+	h := newHolder(sink, time.Minute, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+	h.state = state
+	now := time.Date(2026, 12, 4, 10, 0, 0, 0, time.UTC)
+	h.now = func() time.Time { return now }
+	return h, sink, state, &now
+}
+
+func agentAlert(name string, startsAt, endsAt time.Time) alerting.Alert {
+	return alerting.Alert{
+		Labels:      map[string]string{"alertname": name, "job": "hybrid-agent", "instance": "a:9470", "severity": "warning"},
+		Annotations: map[string]string{"summary": name},
+		StartsAt:    startsAt, EndsAt: endsAt,
+	}
+}
+
+func TestHolder_PendingAgainAfterTargetBack_HeldUntilRulesDecide(t *testing.T) {
+	h, sink, state, now := holderAt(t)
+	start := *now
+	a := agentAlert("MariaDBDown", start, start.Add(4*time.Minute))
+	h.Send([]alerting.Alert{a})
+	require.Equal(t, []string{"MariaDBDown/firing"}, sink.take(*now))
+
+	// The agent dies: the alert resolves by absence, and is held.
+	*now = now.Add(15 * time.Second)
+	state.up[targetID{"hybrid-agent", "a:9470"}] = false
+	h.Send([]alerting.Alert{agentAlert("MariaDBDown", start, *now)})
+	require.Equal(t, []string{"MariaDBDown/firing"}, sink.take(*now), "held: sent on firing")
+	h.Send([]alerting.Alert{agentAlert("MariaDBDown", start, *now)})
+	require.Empty(t, sink.take(*now), "the rules manager's re-sent resolve is swallowed")
+	for range 5 { // a minute: one re-send, so that Alertmanager keeps it
+		*now = now.Add(15 * time.Second)
+		h.tick()
+	}
+	require.Equal(t, []string{"MariaDBDown/firing"}, sink.take(*now))
+
+	// Back, and the rule is pending again (its `for` starts over): held.
+	state.up[targetID{"hybrid-agent", "a:9470"}] = true
+	state.active[alertKey(a)] = true
+	for range 4 {
+		*now = now.Add(15 * time.Second)
+		h.tick()
+	}
+	require.Equal(t, []string{"MariaDBDown/firing"}, sink.take(*now), "pending again: still held, re-sent once a minute")
+	// The condition went away while pending: the target has been up longer
+	// than releaseAfter, so the rules have decided; resolved.
+	delete(state.active, alertKey(a))
+	*now = now.Add(15 * time.Second)
+	h.tick()
+	resolved := sink.got
+	require.Equal(t, []string{"MariaDBDown/resolved"}, sink.take(*now))
+	require.True(t, resolved[0].StartsAt.Equal(start))
+}
+
+func TestHolder_FiresAgainAfterTargetBack_KeepsItsFirstStart(t *testing.T) {
+	h, sink, state, now := holderAt(t)
+	start := *now
+	h.Send([]alerting.Alert{agentAlert("MariaDBDown", start, start.Add(4*time.Minute))})
+	*now = now.Add(15 * time.Second)
+	state.up[targetID{"hybrid-agent", "a:9470"}] = false
+	h.Send([]alerting.Alert{agentAlert("MariaDBDown", start, *now)})
+	sink.take(*now)
+
+	*now = now.Add(15 * time.Second)
+	state.up[targetID{"hybrid-agent", "a:9470"}] = true
+	h.Send([]alerting.Alert{agentAlert("MariaDBDown", *now, now.Add(4*time.Minute))})
+	require.Len(t, sink.got, 1)
+	require.True(t, sink.got[0].StartsAt.Equal(start), "one alert, not a new one: %s", sink.got[0].StartsAt)
+	refired := sink.got[0].StartsAt
+	sink.take(*now)
+	*now = now.Add(time.Minute)
+	h.Send([]alerting.Alert{agentAlert("MariaDBDown", refired.Add(30*time.Second), *now)})
+	require.Equal(t, []string{"MariaDBDown/resolved"}, sink.take(*now), "target up: a real resolve, passed on")
+}
+
+func TestHolder_DownAlertAlreadyFiring_HeldAlertMarkedAtOnce(t *testing.T) {
+	h, sink, state, now := holderAt(t)
+	start := *now
+	state.up[targetID{"hybrid-agent", "a:9470"}] = false
+	down := agentAlert("HybridAgentDown", start, start.Add(4*time.Minute))
+	h.Send([]alerting.Alert{down})
+	*now = now.Add(15 * time.Second)
+	h.Send([]alerting.Alert{agentAlert("HostOutOfMemory", start.Add(-time.Hour), *now)})
+	got := sink.got
+	require.Equal(t, []string{"HybridAgentDown/firing", "HostOutOfMemory/firing"}, sink.take(*now))
+	require.Contains(t, got[1].Annotations[annotationTargetDown], "HybridAgentDown fires for a:9470")
+	require.Equal(t, "HostOutOfMemory", got[1].Annotations["summary"])
+}
+
+func TestHolder_AlertOfNoScrapeTarget_ResolvesAsUsual(t *testing.T) {
+	h, sink, _, now := holderAt(t)
+	probe := alerting.Alert{
+		Labels:   map[string]string{"alertname": "SiteDown", "job": "site-probe", "instance": "a.example.com"},
+		StartsAt: now.Add(-time.Hour), EndsAt: now.Add(-time.Second),
+	}
+	h.Send([]alerting.Alert{probe})
+	require.Equal(t, []string{"SiteDown/resolved"}, sink.take(*now))
+}
+
+func TestHolder_TargetBack_ResolvedOnlyAfterReleaseAfter(t *testing.T) {
+	h, sink, state, now := holderAt(t)
+	start := *now
+	state.wait = 30 * time.Second
+	h.Send([]alerting.Alert{agentAlert("MariaDBDown", start, start.Add(4*time.Minute))})
+	*now = now.Add(15 * time.Second)
+	state.up[targetID{"hybrid-agent", "a:9470"}] = false
+	h.Send([]alerting.Alert{agentAlert("MariaDBDown", start, *now)})
+	sink.take(*now)
+
+	state.up[targetID{"hybrid-agent", "a:9470"}] = true
+	for i := range 3 { // up seen at the first tick; 20 s later, still held
+		*now = now.Add(10 * time.Second)
+		h.tick()
+		require.Empty(t, sink.take(*now), "tick %d", i)
+	}
+	*now = now.Add(10 * time.Second)
+	h.tick()
+	require.Equal(t, []string{"MariaDBDown/resolved"}, sink.take(*now), "30 s after the target was seen up")
+}
+
+func TestHolder_TargetDownAlerts_AreBuiltInRulesOnUp(t *testing.T) {
+	e, err := New(testConfig(t), slog.New(slog.DiscardHandler), discardSink{})
+	require.NoError(t, err)
+	t.Cleanup(func() { e.db.Close() })
+	found := 0
+	for _, r := range e.rules.AlertingRules() {
+		if isTargetDownAlert(r.Name()) {
+			found++
+			require.Contains(t, r.Query().String(), "up{", "%s is about failed scrapes", r.Name())
+		}
+	}
+	require.Equal(t, 2, found, "HybridAgentDown and ScrapeTargetDown are in rules/meta.yml")
 }

@@ -293,6 +293,15 @@ func (e *Evaluator) targetsUp() map[targetID]bool {
 	return out
 }
 
+// upAt is the target's up at ts, as the rules saw it at ts.
+func (e *Evaluator) upAt(t targetID, ts time.Time) (float64, bool) {
+	v, err := e.Query(e.ctx, fmt.Sprintf("up{job=%q,instance=%q}", t.job, t.instance), ts)
+	if err != nil || len(v) != 1 {
+		return 0, false
+	}
+	return v[0].F, true
+}
+
 // activeAlerts is the label set of every pending or firing alert.
 func (e *Evaluator) activeAlerts() map[string]bool {
 	out := map[string]bool{}

@@ -21,8 +21,9 @@ import (
 // and the notifier and does not let that happen:
 //
 //   - An alert that resolves while the scrape target it belongs to (its job
-//     and instance labels) is down (its last scrape failed) is held: it is
-//     sent on as firing, unchanged, every resend interval.
+//     and instance labels) is down (its last scrape failed, or its up was 0
+//     in the evaluation that resolved it) is held: it is sent on as firing,
+//     unchanged, every resend interval.
 //   - When the target's down alert (HybridAgentDown, ScrapeTargetDown) fires,
 //     each held alert of that target is sent once more, still firing, with
 //     the annotation target_down saying why its state is unknown. It stays
@@ -59,6 +60,8 @@ type holder struct {
 type scrapeState interface {
 	// targetsUp is every scrape target, true when its last scrape succeeded.
 	targetsUp() map[targetID]bool
+	// upAt is the target's up sample at ts, as an evaluation at ts saw it.
+	upAt(t targetID, ts time.Time) (up float64, ok bool)
 	// activeAlerts is the alertKey of every pending or firing alert.
 	activeAlerts() map[string]bool
 	// releaseAfter is how long a target must have been up for its rules
@@ -151,7 +154,9 @@ func (h *holder) Send(alerts []alerting.Alert) {
 			if up == nil {
 				up = h.state.targetsUp()
 			}
-			if isUp, known := up[t]; known && !isUp {
+			// Down now, or down in the evaluation that resolved it (a
+			// scrape may have succeeded since).
+			if isUp, known := up[t]; known && (!isUp || h.downAt(t, a.EndsAt)) {
 				hd := h.hold(a, t, now)
 				out = append(out, hd.alert)
 				continue
@@ -173,6 +178,11 @@ func (h *holder) Send(alerts []alerting.Alert) {
 	if len(out) > 0 {
 		h.next.Send(out)
 	}
+}
+
+func (h *holder) downAt(t targetID, ts time.Time) bool {
+	v, ok := h.state.upAt(t, ts)
+	return ok && v == 0
 }
 
 // hold keeps a, resolved by absence, firing.

@@ -174,11 +174,18 @@ type fakeScrapeState struct {
 	up     map[targetID]bool
 	active map[string]bool
 	wait   time.Duration
+	upThen map[targetID]float64 // up at the evaluation, when known
 }
 
 func (f *fakeScrapeState) targetsUp() map[targetID]bool  { return maps.Clone(f.up) }
 func (f *fakeScrapeState) activeAlerts() map[string]bool { return maps.Clone(f.active) }
 func (f *fakeScrapeState) releaseAfter() time.Duration   { return f.wait }
+func (f *fakeScrapeState) upAt(t targetID, _ time.Time) (float64, bool) {
+	if v, ok := f.upThen[t]; ok {
+		return v, true
+	}
+	return 0, false
+}
 
 type recordingSink struct{ got []alerting.Alert }
 
@@ -329,4 +336,17 @@ func TestHolder_TargetDownAlerts_AreBuiltInRulesOnUp(t *testing.T) {
 		}
 	}
 	require.Equal(t, 2, found, "HybridAgentDown and ScrapeTargetDown are in rules/meta.yml")
+}
+
+func TestHolder_ScrapedAgainBetweenEvaluationAndSend_StillHeld(t *testing.T) {
+	h, sink, state, now := holderAt(t)
+	start := *now
+	h.Send([]alerting.Alert{agentAlert("MariaDBDown", start, start.Add(4*time.Minute))})
+	sink.take(*now)
+	// The evaluation saw up == 0 and the series gone; a scrape succeeded
+	// before its resolve reached the holder.
+	*now = now.Add(15 * time.Second)
+	state.upThen = map[targetID]float64{{"hybrid-agent", "a:9470"}: 0}
+	h.Send([]alerting.Alert{agentAlert("MariaDBDown", start, *now)})
+	require.Equal(t, []string{"MariaDBDown/firing"}, sink.take(*now))
 }

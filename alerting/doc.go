@@ -15,6 +15,11 @@
 // rejects the alerts themselves (PermanentError) loses an alert, and both are
 // counted in hybrid_alerting_dropped_total.
 //
+// A plain webhook (no Alertmanager in between) goes behind a NoticeReceiver:
+// it gets an alert when it fires, resolves or changes its annotations, and a
+// reminder every repeat interval (4h; the Watchdog every 5m), not every
+// resend, which is what Alertmanager's API wants and noise for a person.
+//
 // GenerateConfig routes by the severity label: critical to every channel
 // (control plane, email, Slack), warning to the control plane, email and
 // Slack, info to the control plane only, plus each generic webhook for the

@@ -13,7 +13,8 @@ import (
 
 // receivers are where alerts go: every configured Alertmanager, or, with
 // none, a log line per alert and the webhook when one is set (the control
-// plane's incident intake will take this place).
+// plane's incident intake will take this place). The webhook gets news and
+// reminders only, not every resend.
 func receivers(cfg Config, logger *slog.Logger) (map[string]alerting.Receiver, error) {
 	out := map[string]alerting.Receiver{}
 	for _, am := range cfg.Alerting.Alertmanagers {
@@ -32,7 +33,12 @@ func receivers(cfg Config, logger *slog.Logger) (map[string]alerting.Receiver, e
 		if err != nil {
 			return nil, fmt.Errorf("alerting.webhook_url: %w", err)
 		}
-		out["webhook"] = r
+		if out["webhook"], err = alerting.NewNoticeReceiver(r, alerting.NoticeOptions{
+			RepeatInterval:         cfg.Alerting.WebhookRepeatInterval,
+			WatchdogRepeatInterval: cfg.Alerting.WebhookWatchdogRepeatInterval,
+		}); err != nil {
+			return nil, fmt.Errorf("alerting: %w", err)
+		}
 	}
 	return out, nil
 }

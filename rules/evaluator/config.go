@@ -72,6 +72,13 @@ type AlertingConfig struct {
 	// alerts go to the receiver: a log line each, and WebhookURL if set.
 	Alertmanagers []string `yaml:"alertmanagers"`
 	WebhookURL    string   `yaml:"webhook_url"`
+	// WebhookRepeatInterval and WebhookWatchdogRepeatInterval: the plain
+	// webhook gets an alert when it changes (fires, resolves, its
+	// annotations change) and again every repeat interval while it fires
+	// on; the Watchdog every watchdog interval, often enough to serve as a
+	// dead-man's switch. Alertmanager gets every resend, as its API expects.
+	WebhookRepeatInterval         time.Duration `yaml:"webhook_repeat_interval"`
+	WebhookWatchdogRepeatInterval time.Duration `yaml:"webhook_watchdog_repeat_interval"`
 	// AlertmanagerConfig is what `hybrid alertmanager-config` turns into an
 	// alertmanager.yml: receivers and routing by severity.
 	AlertmanagerConfig alerting.Config `yaml:"alertmanager_config"`
@@ -89,7 +96,11 @@ func DefaultConfig() Config {
 		LogLevel:           "info",
 		Web:                WebConfig{ListenAddress: "127.0.0.1:9480"},
 		Probe:              ProbeConfig{Interval: 30 * time.Second, Timeout: 10 * time.Second},
-		Alerting:           AlertingConfig{AlertmanagerConfig: alerting.DefaultConfig()},
+		Alerting: AlertingConfig{
+			WebhookRepeatInterval:         alerting.DefaultNoticeRepeatInterval,
+			WebhookWatchdogRepeatInterval: alerting.DefaultNoticeWatchdogRepeatInterval,
+			AlertmanagerConfig:            alerting.DefaultConfig(),
+		},
 	}
 }
 
@@ -131,6 +142,8 @@ func (c Config) Validate() error {
 	if c.ScrapeTimeout > c.ScrapeInterval {
 		bad("scrape_timeout", "must not exceed scrape_interval (%s), got %s", c.ScrapeInterval, c.ScrapeTimeout)
 	}
+	positive("alerting.webhook_repeat_interval", c.Alerting.WebhookRepeatInterval)
+	positive("alerting.webhook_watchdog_repeat_interval", c.Alerting.WebhookWatchdogRepeatInterval)
 	positive("probe.interval", c.Probe.Interval)
 	positive("probe.timeout", c.Probe.Timeout)
 	if u, err := url.Parse(c.ExternalURL); err != nil || u.Scheme == "" || u.Host == "" {

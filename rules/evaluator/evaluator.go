@@ -28,6 +28,10 @@ import (
 	hybridrules "github.com/hybridsuite/hybrid/rules"
 )
 
+// resendDelay is how often firing alerts are re-sent, as Prometheus'
+// --rules.alert.resend-delay.
+const resendDelay = time.Minute
+
 // AlertSink receives the alerts the rules produce: firing ones every resend
 // interval, resolved ones for 15 minutes after they resolve.
 type AlertSink interface {
@@ -44,6 +48,7 @@ type Evaluator struct {
 	scrapes  *scrape.Manager
 	rules    *rules.Manager
 	prober   *prober
+	holder   *holder
 	cancel   context.CancelFunc
 	ctx      context.Context
 
@@ -100,10 +105,12 @@ func New(cfg Config, logger *slog.Logger, sink AlertSink) (*Evaluator, error) {
 	}
 
 	externalURL := cfg.ExternalURL
+	e.holder = newHolder(sink, resendDelay, logger.With("component", "hold"), reg)
+	e.holder.state = e
 	e.rules = rules.NewManager(&rules.ManagerOptions{
 		ExternalURL:  mustParseURL(externalURL),
 		QueryFunc:    rules.EngineQueryFunc(engine, db),
-		NotifyFunc:   notifyFunc(sink, externalURL),
+		NotifyFunc:   notifyFunc(e.holder, externalURL),
 		Context:      ctx,
 		AppendableV2: db,
 		Queryable:    db,
@@ -113,7 +120,7 @@ func New(cfg Config, logger *slog.Logger, sink AlertSink) (*Evaluator, error) {
 		// hour, and firing alerts are re-sent every minute.
 		OutageTolerance: time.Hour,
 		ForGracePeriod:  10 * time.Minute,
-		ResendDelay:     time.Minute,
+		ResendDelay:     resendDelay,
 	})
 
 	files := cfg.RuleFiles
@@ -172,10 +179,16 @@ func (e *Evaluator) Run(ctx context.Context) error {
 		defer close(proberDone)
 		e.prober.run(ctx)
 	}()
+	holderDone := make(chan struct{})
+	go func() {
+		defer close(holderDone)
+		e.holder.run(ctx, e.cfg.EvaluationInterval)
+	}()
 
 	<-ctx.Done()
 	e.rules.Stop()
 	<-rulesDone
+	<-holderDone
 	e.scrapes.Stop()
 	close(tsets)
 	<-proberDone
@@ -263,3 +276,50 @@ func (e *Evaluator) targetGroups() map[string][]*targetgroup.Group {
 }
 
 func jobName(t Target) string { return "hybrid-agent/" + t.Name }
+
+// targetsUp is every scrape target by job and instance, true when its last
+// scrape succeeded. A failed scrape is reported before its staleness markers
+// are committed, so an evaluation that sees the series gone sees the target
+// down.
+func (e *Evaluator) targetsUp() map[targetID]bool {
+	out := map[targetID]bool{}
+	b := labels.NewBuilder(labels.EmptyLabels())
+	for _, pool := range e.scrapes.TargetsActive() {
+		for _, t := range pool {
+			ls := t.Labels(b)
+			out[targetID{job: ls.Get("job"), instance: ls.Get("instance")}] = t.Health() == scrape.HealthGood
+		}
+	}
+	return out
+}
+
+// upAt is the target's up at ts, as the rules saw it at ts.
+func (e *Evaluator) upAt(t targetID, ts time.Time) (float64, bool) {
+	v, err := e.Query(e.ctx, fmt.Sprintf("up{job=%q,instance=%q}", t.job, t.instance), ts)
+	if err != nil || len(v) != 1 {
+		return 0, false
+	}
+	return v[0].F, true
+}
+
+// activeAlerts is the label set of every pending or firing alert.
+func (e *Evaluator) activeAlerts() map[string]bool {
+	out := map[string]bool{}
+	for _, r := range e.rules.AlertingRules() {
+		for _, a := range r.ActiveAlerts() {
+			out[a.Labels.String()] = true
+		}
+	}
+	return out
+}
+
+// releaseAfter is two of the longest of the scrape and evaluation
+// intervals: a target scraped again has had its series stored and every
+// rule group evaluated over them.
+func (e *Evaluator) releaseAfter() time.Duration {
+	d := max(e.cfg.ScrapeInterval, e.cfg.EvaluationInterval)
+	for _, g := range e.rules.RuleGroups() {
+		d = max(d, g.Interval())
+	}
+	return 2 * d
+}

@@ -3,6 +3,9 @@ package runbooks_test
 import (
 	"bufio"
 	"bytes"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -13,11 +16,13 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/hybridsuite/hybrid/runbooks"
 )
 
 // runbookURLPrefix is where runbook_url annotations point; it maps to this
 // folder.
-const runbookURLPrefix = "https://github.com/hybridsuite/hybrid/blob/main/runbooks/"
+const runbookURLPrefix = "{{ $externalURL }}/runbooks/"
 
 const rulesDir = "../rules"
 
@@ -122,7 +127,7 @@ func TestAlerts_RunbookURLPointsToTheirPage(t *testing.T) {
 			url := a.Annotations["runbook_url"]
 			name, ok := strings.CutPrefix(url, runbookURLPrefix)
 			require.True(t, ok, "%s: runbook_url %q does not start with %s", a.file, url, runbookURLPrefix)
-			require.Equal(t, a.Alert+".md", name, "%s: runbook_url must name the alert's own page", a.file)
+			require.Equal(t, a.Alert, name, "%s: runbook_url must name the alert's own page", a.file)
 			require.Contains(t, have, a.Alert, "%s: page %s.md is missing", a.file, a.Alert)
 		})
 	}
@@ -194,4 +199,29 @@ func headingLines(t *testing.T, path string) []string {
 	}
 	require.NoError(t, sc.Err())
 	return out
+}
+
+func TestHandler_ServesEveryAlertsPageAndRefusesOthers(t *testing.T) {
+	srv := httptest.NewServer(runbooks.Handler())
+	t.Cleanup(srv.Close)
+	get := func(path string) (int, string) {
+		resp, err := http.Get(srv.URL + path)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		require.NoError(t, err)
+		return resp.StatusCode, string(b)
+	}
+	for _, a := range alertRules(t) {
+		code, body := get("/runbooks/" + a.Alert)
+		require.Equal(t, http.StatusOK, code, a.Alert)
+		require.True(t, strings.HasPrefix(body, "# "+a.Alert+"\n"), "%s: the alert's own page", a.Alert)
+	}
+	code, body := get("/runbooks/")
+	require.Equal(t, http.StatusOK, code)
+	require.Contains(t, body, "MariaDBDown")
+	for _, bad := range []string{"/runbooks/NoSuchAlert", "/runbooks/..%2Fgo.mod", "/runbooks/runbooks_test.go", "/runbooks/README.md"} {
+		code, _ := get(bad)
+		require.Equal(t, http.StatusNotFound, code, bad)
+	}
 }

@@ -26,6 +26,7 @@ import (
 
 	"github.com/hybridsuite/hybrid/alerting"
 	hybridrules "github.com/hybridsuite/hybrid/rules"
+	"github.com/hybridsuite/hybrid/runbooks"
 )
 
 // resendDelay is how often firing alerts are re-sent, as Prometheus'
@@ -222,13 +223,15 @@ func (e *Evaluator) Query(ctx context.Context, expr string, ts time.Time) (promq
 // duration and missed iterations, TSDB, probes.
 func (e *Evaluator) Registry() *prometheus.Registry { return e.registry }
 
-// Handler serves /metrics and /healthz; the caller adds authentication.
+// Handler serves /metrics, /healthz and /runbooks/; the caller adds authentication.
 func (e *Evaluator) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(e.registry, promhttp.HandlerOpts{
 		ErrorLog:      slog.NewLogLogger(e.logger.Handler(), slog.LevelError),
 		ErrorHandling: promhttp.ContinueOnError,
 	}))
+	// Every alert's runbook_url is <external_url>/runbooks/<alert>.
+	mux.Handle("GET /runbooks/", runbooks.Handler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, "ok")
 	})

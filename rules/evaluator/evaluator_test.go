@@ -190,7 +190,7 @@ func TestMonitor_MariaDBStops_AlertReachesOnCallThroughAlertmanager_AndResolves(
 	require.Equal(t, "server-1", got.Labels["server"])
 	require.Equal(t, "hybrid-agent", got.Labels["job"])
 	require.Equal(t, target.Address, got.Labels["instance"])
-	require.True(t, strings.HasSuffix(got.Annotations["runbook_url"], "/runbooks/MariaDBDown.md"), got.Annotations["runbook_url"])
+	require.True(t, strings.HasSuffix(got.Annotations["runbook_url"], "/runbooks/MariaDBDown"), got.Annotations["runbook_url"])
 	require.NotEmpty(t, got.Annotations["summary"])
 
 	t.Logf("MariaDBDown reached the webhook %s after MariaDB stopped", time.Since(stopped).Round(time.Second))

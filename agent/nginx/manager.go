@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -62,7 +63,15 @@ type Options struct {
 	// the owned master, or `nginx -c MainConfig -s reload`), for example with
 	// `systemctl reload nginx`. The generation probe runs after it either way.
 	Reload func(ctx context.Context) error
-	Logger *slog.Logger
+	// AccessLogSocket, when set, is a unix datagram socket that every site
+	// request's access log line is sent to, in the fixed format LogFormat
+	// names (see exporters/sitelog). Empty sends none.
+	AccessLogSocket string
+	// SitesServed, when set, is told the sites nginx may be serving: at New
+	// (those of the served generation), during an Apply (the old and new
+	// ones together, until it is proven or rolled back) and after it.
+	SitesServed func(sites []string)
+	Logger      *slog.Logger
 }
 
 // ErrConfigRejected wraps the output of an `nginx -t` that failed; the
@@ -84,6 +93,8 @@ type Manager struct {
 	mu   sync.Mutex // serializes Apply, Start, Stop
 	gen  uint64     // the committed generation
 	last uint64     // the highest generation ever written; numbers are never reused
+
+	served []string // the sites of the committed generation
 
 	proc *process // the nginx master the Manager started, if any
 
@@ -138,6 +149,18 @@ func (o *Options) defaults() error {
 	if o.User != "" && !userPattern.MatchString(o.User) {
 		errs = append(errs, fmt.Errorf("user %q: want \"user\" or \"user group\"", o.User))
 	}
+	if o.AccessLogSocket != "" {
+		// nginx ends the syslog parameter at a comma and the directive at
+		// a space or semicolon; a unix socket path has at most 107 bytes.
+		switch {
+		case !filepath.IsAbs(o.AccessLogSocket):
+			errs = append(errs, fmt.Errorf("access log socket %q: must be an absolute path", o.AccessLogSocket))
+		case strings.ContainsAny(o.AccessLogSocket, pathUnsafeChars+","):
+			errs = append(errs, fmt.Errorf("access log socket %q: must not contain spaces, quotes, ',', ';', '{', '}', '$', '#' or '\\'", o.AccessLogSocket))
+		case len(o.AccessLogSocket) > 107:
+			errs = append(errs, fmt.Errorf("access log socket %q: %d bytes, a unix socket path has at most 107", o.AccessLogSocket, len(o.AccessLogSocket)))
+		}
+	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -164,7 +187,15 @@ func New(opts Options) (*Manager, error) {
 	if err := m.prepare(); err != nil {
 		return nil, err
 	}
+	m.served = m.readSites(m.gen)
+	m.tellSites(m.served)
 	return m, nil
+}
+
+func (m *Manager) tellSites(sites []string) {
+	if m.opts.SitesServed != nil {
+		m.opts.SitesServed(slices.Clone(sites))
+	}
 }
 
 func (m *Manager) owned() bool { return m.opts.MainConfig == "" }
@@ -186,6 +217,7 @@ func (m *Manager) path(elem ...string) string {
 //	benches -> generations/<n>/benches   symlink nginx includes; swapped by rename
 //	generation                           n of the last generation proven served
 //	generations/<n>/benches/*.conf       one snippet per bench, and _hybrid.conf
+//	generations/<n>/sites                the generation's site names, one a line
 //	nginx.conf, run/, logs/, tmp/        the owned nginx only
 func (m *Manager) prepare() error {
 	for _, d := range []string{"generations", "run", "logs", "tmp"} {
@@ -261,7 +293,49 @@ func (m *Manager) writeGeneration(gen uint64, benches []Bench, sites []Site) err
 			return fmt.Errorf("write nginx generation %d: %w", gen, err)
 		}
 	}
+	// Beside benches/, so nginx does not include it: after a restart the
+	// agent knows which sites are served before any Apply.
+	var list strings.Builder
+	for _, name := range siteNames(sites) {
+		list.WriteString(name + "\n")
+	}
+	if err := atomicfile.WriteFile(filepath.Join(filepath.Dir(dir), "sites"), []byte(list.String()), 0o644); err != nil {
+		return fmt.Errorf("write nginx generation %d: %w", gen, err)
+	}
 	return nil
+}
+
+func siteNames(sites []Site) []string {
+	names := make([]string, 0, len(sites))
+	for _, s := range sites {
+		names = append(names, s.Name)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// readSites returns the site names of a generation; none when the
+// generation was written before the list was kept, or the list is damaged.
+func (m *Manager) readSites(gen uint64) []string {
+	data, err := os.ReadFile(m.path("generations", strconv.FormatUint(gen, 10), "sites"))
+	if err != nil {
+		if !errors.Is(err, os.ErrNotExist) {
+			m.logger.Warn("read the served sites", "generation", gen, "err", err)
+		}
+		return nil
+	}
+	var names []string
+	for _, line := range strings.Split(string(data), "\n") {
+		if line == "" {
+			continue
+		}
+		if validateSite(line) != nil {
+			m.logger.Warn("ignoring a bad name in the served sites", "generation", gen, "name", line)
+			continue
+		}
+		names = append(names, line)
+	}
+	return names
 }
 
 // pointBenchesAt switches <Dir>/benches to a generation with one rename, so
@@ -336,9 +410,14 @@ func (m *Manager) Apply(ctx context.Context, benches []Bench, sites []Site) erro
 	if err := m.writeGeneration(gen, benches, sites); err != nil {
 		return err
 	}
+	// While nginx moves over, requests of the old and the new sites both
+	// count as theirs.
+	newSites := siteNames(sites)
+	m.tellSites(union(m.served, newSites))
 	// A failed generation stays in generations/ for inspection until the
 	// next commit cleans up; only the link goes back.
 	rollback := func(cause error) error {
+		m.tellSites(m.served)
 		if err := m.pointBenchesAt(old); err != nil {
 			return errors.Join(cause, err)
 		}
@@ -372,7 +451,18 @@ func (m *Manager) Apply(ctx context.Context, benches []Bench, sites []Site) erro
 	} else {
 		log.Info("nginx not running; configuration written and checked", "benches", len(benches), "sites", len(sites))
 	}
-	return m.commit(gen, old)
+	if err := m.commit(gen, old); err != nil {
+		return err
+	}
+	m.served = newSites
+	m.tellSites(m.served)
+	return nil
+}
+
+func union(a, b []string) []string {
+	out := slices.Concat(a, b)
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 // Generation is the generation of the last configuration proven served (or,

@@ -1,0 +1,162 @@
+package sitelog
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// qlenSysctl is the queue length a unix datagram socket gets when it is made.
+const qlenSysctl = "/proc/sys/net/unix/max_dgram_qlen"
+
+// socket is the bound unix datagram socket, read with blocking calls.
+type socket struct {
+	fd   int
+	path string
+}
+
+func listen(opts Options) (*socket, error) {
+	path := opts.Socket
+	if !filepath.IsAbs(path) {
+		return nil, fmt.Errorf("%q: must be an absolute path", path)
+	}
+	if len(path) > 107 {
+		return nil, fmt.Errorf("%q: %d bytes, a unix socket path has at most 107", path, len(path))
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, err
+	}
+	// Left by an agent that did not stop cleanly. Anything else at the path
+	// is not ours to remove.
+	if st, err := os.Lstat(path); err == nil {
+		if st.Mode().Type() != fs.ModeSocket {
+			return nil, fmt.Errorf("%s exists and is not a socket", path)
+		}
+		if err := os.Remove(path); err != nil {
+			return nil, err
+		}
+	}
+	fd, qlen, err := newSocket(opts.QueueLength, opts.Logger)
+	if err != nil {
+		return nil, err
+	}
+	s := &socket{fd: fd, path: path}
+	fail := func(err error) (*socket, error) {
+		unix.Close(fd)
+		os.Remove(path)
+		return nil, err
+	}
+	// Mostly moot for unix datagrams (the queue length and the sender's
+	// buffer bound them), but a reader never wants a smaller one.
+	_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, opts.ReceiveBuffer)
+	// Wake up now and then to see whether Close was called: closing a
+	// descriptor does not end a blocked read on Linux.
+	tv := unix.NsecToTimeval((200 * time.Millisecond).Nanoseconds())
+	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
+		return fail(fmt.Errorf("set receive timeout: %w", err))
+	}
+	// Bound with the process's umask (no write for others with the usual
+	// 022), then opened to nginx's group only.
+	if err := unix.Bind(fd, &unix.SockaddrUnix{Name: path}); err != nil {
+		return fail(fmt.Errorf("bind %s: %w", path, err))
+	}
+	if opts.GID >= 0 && opts.GID != 0 {
+		if err := os.Lchown(path, 0, opts.GID); err != nil {
+			return fail(err)
+		}
+	}
+	if err := os.Chmod(path, 0o660); err != nil {
+		return fail(err)
+	}
+	opts.Logger.Debug("site log socket ready", "path", path, "queue", qlen)
+	return s, nil
+}
+
+// newSocket makes the datagram socket with a queue of at least want
+// datagrams. Linux gives a unix datagram socket the queue length of
+// net.unix.max_dgram_qlen when it is made (10 on a host without systemd's
+// 512) and has no call to change it later; so the setting is raised for the
+// moment the socket is made, then set back. Not root: the host's length.
+func newSocket(want int, logger interface{ Warn(string, ...any) }) (int, int, error) {
+	raw, err := os.ReadFile(qlenSysctl)
+	cur, perr := strconv.Atoi(strings.TrimSpace(string(raw)))
+	raise := err == nil && perr == nil && cur < want
+	if raise {
+		if err := os.WriteFile(qlenSysctl, []byte(strconv.Itoa(want)), 0o644); err != nil {
+			logger.Warn("cannot lengthen the site log socket's queue; nginx may drop lines under load", "sysctl", qlenSysctl, "length", cur, "err", err)
+			raise = false
+		}
+	}
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if raise {
+		if werr := os.WriteFile(qlenSysctl, []byte(strconv.Itoa(cur)), 0o644); werr != nil {
+			logger.Warn("cannot set the unix datagram queue length back", "sysctl", qlenSysctl, "length", cur, "err", werr)
+		}
+	}
+	if err != nil {
+		return -1, 0, fmt.Errorf("socket: %w", err)
+	}
+	if raise {
+		return fd, want, nil
+	}
+	return fd, cur, nil
+}
+
+func (s *socket) close() error {
+	// The reader sees the shutdown, or the closed channel at its next
+	// timeout, and closes the descriptor itself: closing it under a
+	// blocked read could hand the number to another file.
+	_ = unix.Shutdown(s.fd, unix.SHUT_RDWR)
+	if err := os.Remove(s.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("remove site log socket: %w", err)
+	}
+	return nil
+}
+
+// read counts datagrams until Close. It keeps its OS thread, so its CPU
+// time can be read, and reads with blocking calls: no wakeup through the
+// network poller, one system call per line.
+func (c *Collector) read() {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	c.readerTID.Store(int64(unix.Gettid()))
+	defer unix.Close(c.sock.fd)
+	buf := make([]byte, 64<<10)
+	for {
+		n, _, err := unix.Recvfrom(c.sock.fd, buf, 0)
+		select {
+		case <-c.closed:
+			return
+		default:
+		}
+		switch {
+		case err == nil && n > 0 && n < len(buf):
+			c.count(buf[:n])
+		case err == nil && n >= len(buf): // cut: not a line of ours
+			c.count(nil)
+		case err == nil, errors.Is(err, unix.EAGAIN), errors.Is(err, unix.EINTR):
+		default:
+			c.logger.Error("read site log socket", "err", err)
+			time.Sleep(time.Second)
+		}
+	}
+}
+
+// threadCPU is a thread's CPU time, through the per-thread CPU clock Linux
+// offers for any thread of the process.
+func threadCPU(tid int) (time.Duration, error) {
+	clock := int32(^tid<<3 | 6) // MAKE_THREAD_CPUCLOCK(tid, CPUCLOCK_SCHED)
+	var ts unix.Timespec
+	if err := unix.ClockGettime(clock, &ts); err != nil {
+		return 0, fmt.Errorf("read reader CPU time: %w", err)
+	}
+	return time.Duration(ts.Nano()), nil
+}

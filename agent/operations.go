@@ -24,6 +24,7 @@ import (
 	"github.com/hybridsuite/hybrid/agent/jobs"
 	"github.com/hybridsuite/hybrid/agent/nginx"
 	"github.com/hybridsuite/hybrid/agent/sites"
+	"github.com/hybridsuite/hybrid/exporters/sitelog"
 	"github.com/hybridsuite/hybrid/internal/atomicfile"
 	"github.com/hybridsuite/hybrid/internal/mycnf"
 	"github.com/hybridsuite/hybrid/internal/webauth"
@@ -39,6 +40,9 @@ type operations struct {
 	server *api.Server
 	logger *slog.Logger
 	owned  bool // the agent runs its own nginx
+	// siteLog counts the sites' requests from nginx's access log lines;
+	// nil when sites.nginx.request_metrics is off.
+	siteLog *sitelog.Collector
 	// webConfig serves the API over TLS (api.web_config_file); "" is plain HTTP.
 	webConfig string
 }
@@ -70,14 +74,24 @@ func newOperations(ctx context.Context, cfg Config, logger *slog.Logger) (*opera
 		op.close()
 		return nil, err
 	}
-	if op.nginx, err = nginx.New(nginx.Options{
+	nginxOpts := nginx.Options{
 		Dir:         filepath.Join(agentDir, "nginx"),
 		MainConfig:  cfg.Sites.Nginx.MainConfig,
 		Listen:      cfg.Sites.Nginx.Listen,
 		ProbeListen: cfg.Sites.Nginx.ProbeListen,
 		User:        cfg.Sites.Nginx.User,
 		Logger:      logger.With("component", "nginx"),
-	}); err != nil {
+	}
+	if cfg.Sites.Nginx.RequestMetrics {
+		if op.siteLog, err = newSiteLog(agentDir, cfg.Sites.Nginx.User, logger); err != nil {
+			return fail(err)
+		}
+	}
+	if op.siteLog != nil {
+		nginxOpts.AccessLogSocket = siteLogSocket(agentDir)
+		nginxOpts.SitesServed = op.siteLog.SetSites
+	}
+	if op.nginx, err = nginx.New(nginxOpts); err != nil {
 		return fail(fmt.Errorf("sites.nginx: %w", err))
 	}
 	// The admin connection is opened lazily: a missing or wrong credentials
@@ -130,6 +144,9 @@ func (op *operations) start(ctx context.Context) {
 			op.logger.Error("start nginx", "err", err)
 		}
 	}
+	if op.siteLog != nil {
+		op.siteLog.Start(ctx)
+	}
 	op.queue.Start(ctx)
 }
 
@@ -142,6 +159,9 @@ func (op *operations) close() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		errs = append(errs, op.nginx.Stop(ctx))
 		cancel()
+	}
+	if op.siteLog != nil {
+		errs = append(errs, op.siteLog.Close())
 	}
 	if op.admin != nil {
 		errs = append(errs, op.admin.Close())

@@ -82,7 +82,7 @@ func startCounted(t *testing.T) (*fixture, *sitelog.Collector) {
 type promAdapter struct{ c *sitelog.Collector }
 
 func (p promAdapter) Describe(ch chan<- *prometheus.Desc) { prometheus.DescribeByCollect(p, ch) }
-func (p promAdapter) Collect(ch chan<- prometheus.Metric)  { _ = p.c.Update(context.Background(), ch) }
+func (p promAdapter) Collect(ch chan<- prometheus.Metric) { _ = p.c.Update(context.Background(), ch) }
 
 // requestCounts is hybrid_site_http_requests_total by "site code", and the
 // lost and invalid line counters.

@@ -1,6 +1,7 @@
 package nginx_test
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -8,8 +9,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -195,6 +196,11 @@ func waitCounts(t *testing.T, col *sitelog.Collector, want map[string]float64, t
 // The load test. make test runs it at 2,000 requests a second for 5 s;
 // make bench (scripts/bench.sh) at HYBRID_SITELOG_RATE=10000 for
 // HYBRID_SITELOG_SECONDS=10. Every request must be counted, exactly.
+//
+// The clients and the stand-in bench run in a child process (this test
+// binary again, as TestHelper_LoadGenerator): the reader's process is then,
+// as the agent is, not the one doing the HTTP work, and the reader's CPU
+// time is its own.
 func TestRequestMetrics_Load_EveryRequestCounted(t *testing.T) {
 	rate, seconds := 2000, 5
 	if v, err := strconv.Atoi(os.Getenv("HYBRID_SITELOG_RATE")); err == nil {
@@ -203,66 +209,45 @@ func TestRequestMetrics_Load_EveryRequestCounted(t *testing.T) {
 	if v, err := strconv.Atoi(os.Getenv("HYBRID_SITELOG_SECONDS")); err == nil {
 		seconds = v
 	}
-	// The load generator and the stand-in bench run in this process, beside
-	// the reader; in the agent, the reader's process is otherwise idle. More
-	// Ps than cores keep Go's scheduler from queueing the reader behind 32
-	// busy clients: the kernel alone shares the 2 cores, as it does between
-	// the agent, nginx and the benches.
-	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(64))
 	f, col := startCounted(t)
-	port := statusBackend(t)
+
+	helper := exec.Command(os.Args[0], "-test.run=^TestHelper_LoadGenerator$", "-test.count=1")
+	helper.Env = append(os.Environ(), "HYBRID_SITELOG_LOADGEN=1")
+	stdin, err := helper.StdinPipe()
+	require.NoError(t, err)
+	stdout, err := helper.StdoutPipe()
+	require.NoError(t, err)
+	helper.Stderr = os.Stderr
+	require.NoError(t, helper.Start())
+	t.Cleanup(func() {
+		_ = helper.Process.Kill()
+		_ = helper.Wait()
+	})
+	out := bufio.NewScanner(stdout)
+	var port int
+	for out.Scan() {
+		if _, err := fmt.Sscanf(out.Text(), "backend %d", &port); err == nil {
+			break
+		}
+	}
+	require.NotZero(t, port, "the helper's backend port")
 	require.NoError(t, f.m.Apply(t.Context(), []nginx.Bench{{Name: "bench-a", Port: port}},
 		[]nginx.Site{{Name: "a.example.com", Bench: "bench-a"}}))
 
-	const conns = 32
-	transport := &http.Transport{MaxIdleConnsPerHost: conns, MaxConnsPerHost: conns}
-	client := &http.Client{Transport: transport, Timeout: 10 * time.Second}
-	defer transport.CloseIdleConnections()
-
 	total := rate * seconds
-	tokens := make(chan struct{}, total)
-	var sent, failed atomic.Int64
 	cpu0, err := col.ReaderCPU()
 	require.NoError(t, err)
-	start := time.Now()
-	go func() { // paced: rate per second, released every millisecond
-		tick := time.NewTicker(time.Millisecond)
-		defer tick.Stop()
-		released := 0
-		for released < total {
-			<-tick.C
-			due := min(total, int(float64(rate)*time.Since(start).Seconds()))
-			for ; released < due; released++ {
-				tokens <- struct{}{}
-			}
+	_, err = fmt.Fprintf(stdin, "load %s %d %d\n", f.listen, rate, seconds)
+	require.NoError(t, err)
+	var sent, failed int
+	var elapsed time.Duration
+	for out.Scan() {
+		if _, err := fmt.Sscanf(out.Text(), "sent %d failed %d elapsed %d", &sent, &failed, &elapsed); err == nil {
+			break
 		}
-		close(tokens)
-	}()
-	var wg sync.WaitGroup
-	for range conns {
-		wg.Go(func() {
-			req, _ := http.NewRequest(http.MethodGet, "http://"+f.listen+"/200", nil)
-			req.Host = "a.example.com"
-			for range tokens {
-				resp, err := client.Do(req)
-				if err != nil {
-					failed.Add(1)
-					continue
-				}
-				_, _ = io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != http.StatusOK {
-					failed.Add(1)
-					continue
-				}
-				sent.Add(1)
-			}
-		})
 	}
-	wg.Wait()
-	elapsed := time.Since(start)
-	require.Zero(t, failed.Load(), "requests that failed")
-	require.EqualValues(t, total, sent.Load())
+	require.Zero(t, failed, "requests that failed")
+	require.Equal(t, total, sent)
 
 	// Lines still in the socket's queue are read within moments.
 	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
@@ -281,4 +266,65 @@ func TestRequestMetrics_Load_EveryRequestCounted(t *testing.T) {
 	t.Logf("%d requests in %s (%.0f/s): all counted; reader CPU %s, %.3f ms per 1,000 requests",
 		total, elapsed.Round(time.Millisecond), float64(total)/elapsed.Seconds(), (cpu1 - cpu0).Round(time.Microsecond),
 		float64(cpu1-cpu0)/float64(time.Millisecond)/(float64(total)/1000))
+}
+
+// TestHelper_LoadGenerator is the child process of the load test: it serves
+// as the bench (printing "backend <port>"), then on "load <addr> <rate>
+// <seconds>" sends a.example.com requests through nginx, paced, over 32
+// kept-alive connections, and prints "sent <n> failed <n> elapsed <ns>".
+func TestHelper_LoadGenerator(t *testing.T) {
+	if os.Getenv("HYBRID_SITELOG_LOADGEN") == "" {
+		t.Skip("the load test's child process")
+	}
+	port := statusBackend(t)
+	fmt.Printf("backend %d\n", port)
+	var listen string
+	var rate, seconds int
+	_, err := fmt.Fscanf(os.Stdin, "load %s %d %d\n", &listen, &rate, &seconds)
+	require.NoError(t, err)
+
+	const conns = 32
+	transport := &http.Transport{MaxIdleConnsPerHost: conns, MaxConnsPerHost: conns}
+	client := &http.Client{Transport: transport, Timeout: 10 * time.Second}
+	defer transport.CloseIdleConnections()
+	total := rate * seconds
+	tokens := make(chan struct{}, total)
+	var sent, failed atomic.Int64
+	start := time.Now()
+	go func() { // paced: rate per second, released every millisecond
+		tick := time.NewTicker(time.Millisecond)
+		defer tick.Stop()
+		released := 0
+		for released < total {
+			<-tick.C
+			due := min(total, int(float64(rate)*time.Since(start).Seconds()))
+			for ; released < due; released++ {
+				tokens <- struct{}{}
+			}
+		}
+		close(tokens)
+	}()
+	var wg sync.WaitGroup
+	for range conns {
+		wg.Go(func() {
+			req, _ := http.NewRequest(http.MethodGet, "http://"+listen+"/200", nil)
+			req.Host = "a.example.com"
+			for range tokens {
+				resp, err := client.Do(req)
+				if err != nil {
+					failed.Add(1)
+					continue
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					failed.Add(1)
+					continue
+				}
+				sent.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	fmt.Printf("sent %d failed %d elapsed %d\n", sent.Load(), failed.Load(), time.Since(start))
 }

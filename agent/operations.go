@@ -144,6 +144,11 @@ func (op *operations) start(ctx context.Context) {
 			op.logger.Error("start nginx", "err", err)
 		}
 	}
+	// Snippets written by an older agent, or with other options (request
+	// metrics turned on), are rendered again for the same sites.
+	if err := op.nginx.Refresh(ctx); err != nil {
+		op.logger.Error("refresh nginx configuration", "err", err)
+	}
 	if op.siteLog != nil {
 		op.siteLog.Start(ctx)
 	}

@@ -403,7 +403,47 @@ func (m *Manager) Apply(ctx context.Context, benches []Bench, sites []Site) erro
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	return m.apply(ctx, benches, sites)
+}
 
+// Refresh renders the served routes again with the current options and,
+// when that differs from what nginx serves (the agent was upgraded, an
+// option changed), applies them: the same benches and sites, in the new
+// form. The routes are read back from the served snippets, so a generation
+// written by an older agent is refreshed too.
+func (m *Manager) Refresh(ctx context.Context) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	dir := m.path(generationTarget(m.gen))
+	benches, sites, err := readRoutes(dir)
+	if err != nil {
+		return fmt.Errorf("refresh nginx configuration: %w", err)
+	}
+	if err := validate(benches, sites); err != nil {
+		return fmt.Errorf("refresh nginx configuration: the served snippets: %w", err)
+	}
+	files, err := m.renderBenches(m.gen, benches, sites)
+	if err != nil {
+		return err
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("refresh nginx configuration: %w", err)
+	}
+	same := len(entries) == len(files)
+	for name, data := range files {
+		if old, err := os.ReadFile(filepath.Join(dir, name)); err != nil || string(old) != string(data) {
+			same = false
+		}
+	}
+	if same {
+		return nil
+	}
+	m.logger.Info("nginx configuration rendered differently now; applying it", "generation", m.gen)
+	return m.apply(ctx, benches, sites)
+}
+
+func (m *Manager) apply(ctx context.Context, benches []Bench, sites []Site) error {
 	old, gen := m.gen, m.last+1
 	m.last = gen
 	log := m.logger.With("generation", gen)

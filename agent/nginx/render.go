@@ -3,7 +3,12 @@ package nginx
 import (
 	"bytes"
 	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
 	"slices"
+	"strconv"
+	"strings"
 	"text/template"
 )
 
@@ -219,4 +224,45 @@ func (m *Manager) renderMain() ([]byte, error) {
 		return nil, fmt.Errorf("render nginx.conf: %w", err)
 	}
 	return buf.Bytes(), nil
+}
+
+var (
+	upstreamLine   = regexp.MustCompile(`(?m)^    server 127\.0\.0\.1:([0-9]+);$`)
+	serverNameLine = regexp.MustCompile(`(?m)^    server_name ([^;]*);$`)
+)
+
+// readRoutes reads the benches and sites back from a generation's snippets
+// as benchTemplate writes them (and as every earlier version did).
+func readRoutes(dir string) ([]Bench, []Site, error) {
+	matches, err := filepath.Glob(filepath.Join(dir, "*.conf"))
+	if err != nil {
+		return nil, nil, err
+	}
+	var benches []Bench
+	var sites []Site
+	for _, path := range matches {
+		name := strings.TrimSuffix(filepath.Base(path), ".conf")
+		if filepath.Base(path) == commonFile {
+			continue
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return nil, nil, err
+		}
+		port := upstreamLine.FindSubmatch(data)
+		if port == nil {
+			return nil, nil, fmt.Errorf("%s: no upstream server line", path)
+		}
+		n, err := strconv.Atoi(string(port[1]))
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s: port: %w", path, err)
+		}
+		benches = append(benches, Bench{Name: name, Port: n})
+		if names := serverNameLine.FindSubmatch(data); names != nil {
+			for _, site := range strings.Fields(string(names[1])) {
+				sites = append(sites, Site{Name: site, Bench: name})
+			}
+		}
+	}
+	return benches, sites, nil
 }

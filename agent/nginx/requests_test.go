@@ -328,3 +328,42 @@ func TestHelper_LoadGenerator(t *testing.T) {
 	wg.Wait()
 	fmt.Printf("sent %d failed %d elapsed %d\n", sent.Load(), failed.Load(), time.Since(start))
 }
+
+// An agent upgraded to one that counts requests finds nginx serving
+// snippets without the access log lines: Refresh renders the same routes
+// again and applies them, once.
+func TestRefresh_SnippetsOfOlderAgent_ReappliedThenCounted(t *testing.T) {
+	f := startOwned(t)
+	port := statusBackend(t)
+	benches := []nginx.Bench{{Name: "bench-a", Port: port}, {Name: "idle", Port: 1}}
+	sites := []nginx.Site{{Name: "a.example.com", Bench: "bench-a"}, {Name: "b.example.com", Bench: "bench-a"}}
+	require.NoError(t, f.m.Apply(t.Context(), benches, sites))
+	// An older agent wrote no site list: the routes come from the snippets.
+	require.NoError(t, os.Remove(filepath.Join(f.dir, "generations", "1", "sites")))
+	require.NoError(t, f.m.Refresh(t.Context()))
+	require.Equal(t, uint64(1), f.m.Generation(), "nothing changed: nothing applied")
+
+	col, err := sitelog.New(sitelog.Options{Socket: filepath.Join(t.TempDir(), "access.sock"), GID: -1})
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	col.Start(ctx)
+	defer func() {
+		cancel()
+		col.Wait()
+	}()
+	opts := f.opts
+	opts.AccessLogSocket = col.Socket()
+	opts.SitesServed = col.SetSites
+	m2, err := nginx.New(opts)
+	require.NoError(t, err)
+	require.NoError(t, m2.Start(t.Context()))
+	require.NoError(t, m2.Refresh(t.Context()))
+	require.Equal(t, uint64(2), m2.Generation())
+	require.NoError(t, m2.Refresh(t.Context()))
+	require.Equal(t, uint64(2), m2.Generation(), "refreshed once")
+	require.Contains(t, includedSnippets(t, f.dir)["bench-a.conf"], "server_name a.example.com b.example.com;")
+
+	client := &http.Client{Timeout: 5 * time.Second}
+	hit(t, client, f.listen, "b.example.com", 500, 2)
+	waitCounts(t, col, map[string]float64{reqs + " b.example.com 500": 2}, 2)
+}

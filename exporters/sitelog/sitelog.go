@@ -159,6 +159,9 @@ func (c *Collector) Close() error {
 	return err
 }
 
+// Socket is the path of the socket.
+func (c *Collector) Socket() string { return c.sock.path }
+
 // Wait returns when the reader has stopped (after Close); for tests.
 func (c *Collector) Wait() { <-c.done }
 

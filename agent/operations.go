@@ -137,6 +137,9 @@ func newOperations(ctx context.Context, cfg Config, logger *slog.Logger) (*opera
 }
 
 func (op *operations) start(ctx context.Context) {
+	if op.siteLog != nil { // before nginx sends it lines
+		op.siteLog.Start(ctx)
+	}
 	if op.owned {
 		if err := op.nginx.Start(ctx); err != nil {
 			// Sites are not routed until this is fixed; jobs that route fail
@@ -148,9 +151,6 @@ func (op *operations) start(ctx context.Context) {
 	// metrics turned on), are rendered again for the same sites.
 	if err := op.nginx.Refresh(ctx); err != nil {
 		op.logger.Error("refresh nginx configuration", "err", err)
-	}
-	if op.siteLog != nil {
-		op.siteLog.Start(ctx)
 	}
 	op.queue.Start(ctx)
 }

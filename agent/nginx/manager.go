@@ -217,7 +217,6 @@ func (m *Manager) path(elem ...string) string {
 //	benches -> generations/<n>/benches   symlink nginx includes; swapped by rename
 //	generation                           n of the last generation proven served
 //	generations/<n>/benches/*.conf       one snippet per bench, and _hybrid.conf
-//	generations/<n>/sites                the generation's site names, one a line
 //	nginx.conf, run/, logs/, tmp/        the owned nginx only
 func (m *Manager) prepare() error {
 	for _, d := range []string{"generations", "run", "logs", "tmp"} {
@@ -293,15 +292,6 @@ func (m *Manager) writeGeneration(gen uint64, benches []Bench, sites []Site) err
 			return fmt.Errorf("write nginx generation %d: %w", gen, err)
 		}
 	}
-	// Beside benches/, so nginx does not include it: after a restart the
-	// agent knows which sites are served before any Apply.
-	var list strings.Builder
-	for _, name := range siteNames(sites) {
-		list.WriteString(name + "\n")
-	}
-	if err := atomicfile.WriteFile(filepath.Join(filepath.Dir(dir), "sites"), []byte(list.String()), 0o644); err != nil {
-		return fmt.Errorf("write nginx generation %d: %w", gen, err)
-	}
 	return nil
 }
 
@@ -314,27 +304,24 @@ func siteNames(sites []Site) []string {
 	return names
 }
 
-// readSites returns the site names of a generation; none when the
-// generation was written before the list was kept, or the list is damaged.
+// readSites returns the site names of a generation, read back from its
+// snippets: after a restart the agent knows which sites are served before
+// any Apply.
 func (m *Manager) readSites(gen uint64) []string {
-	data, err := os.ReadFile(m.path("generations", strconv.FormatUint(gen, 10), "sites"))
+	_, sites, err := readRoutes(m.path(generationTarget(gen)))
 	if err != nil {
-		if !errors.Is(err, os.ErrNotExist) {
-			m.logger.Warn("read the served sites", "generation", gen, "err", err)
-		}
+		m.logger.Warn("read the served sites", "generation", gen, "err", err)
 		return nil
 	}
 	var names []string
-	for _, line := range strings.Split(string(data), "\n") {
-		if line == "" {
+	for _, s := range sites {
+		if validateSite(s.Name) != nil {
+			m.logger.Warn("ignoring a bad name in the served sites", "generation", gen, "name", s.Name)
 			continue
 		}
-		if validateSite(line) != nil {
-			m.logger.Warn("ignoring a bad name in the served sites", "generation", gen, "name", line)
-			continue
-		}
-		names = append(names, line)
+		names = append(names, s.Name)
 	}
+	slices.Sort(names)
 	return names
 }
 

@@ -338,8 +338,6 @@ func TestRefresh_SnippetsOfOlderAgent_ReappliedThenCounted(t *testing.T) {
 	benches := []nginx.Bench{{Name: "bench-a", Port: port}, {Name: "idle", Port: 1}}
 	sites := []nginx.Site{{Name: "a.example.com", Bench: "bench-a"}, {Name: "b.example.com", Bench: "bench-a"}}
 	require.NoError(t, f.m.Apply(t.Context(), benches, sites))
-	// An older agent wrote no site list: the routes come from the snippets.
-	require.NoError(t, os.Remove(filepath.Join(f.dir, "generations", "1", "sites")))
 	require.NoError(t, f.m.Refresh(t.Context()))
 	require.Equal(t, uint64(1), f.m.Generation(), "nothing changed: nothing applied")
 

@@ -48,8 +48,9 @@ type Options struct {
 	// Socket is the path of the unix datagram socket nginx sends its lines
 	// to (<root>/agent/run/nginx-access.sock).
 	Socket string
-	// GID, when not -1, is the group that may send to the socket besides
-	// root: that of nginx's workers, when they do not run as root.
+	// GID, when positive, is the group that may send to the socket besides
+	// root: that of nginx's workers, when they do not run as root. 0 or -1:
+	// root only.
 	GID int
 	// QueueLength is the number of datagrams the socket holds before nginx
 	// has to drop lines. Default 4096.
@@ -74,6 +75,9 @@ type Collector struct {
 	closed chan struct{}
 	done   chan struct{}
 	once   sync.Once
+
+	startMu sync.Mutex
+	started bool
 
 	readerTID atomic.Int64 // the reader's thread, for its CPU time
 
@@ -136,6 +140,12 @@ func (c *Collector) SetSites(names []string) {
 
 // Start runs the reader until ctx ends or Close.
 func (c *Collector) Start(ctx context.Context) {
+	c.startMu.Lock()
+	defer c.startMu.Unlock()
+	if c.started || c.isClosed() {
+		return
+	}
+	c.started = true
 	go func() {
 		select {
 		case <-ctx.Done():
@@ -153,10 +163,25 @@ func (c *Collector) Start(ctx context.Context) {
 func (c *Collector) Close() error {
 	var err error
 	c.once.Do(func() {
+		c.startMu.Lock()
+		defer c.startMu.Unlock()
 		close(c.closed)
 		err = c.sock.close()
+		if !c.started { // no reader to close the descriptor
+			c.sock.closeFD()
+			close(c.done)
+		}
 	})
 	return err
+}
+
+func (c *Collector) isClosed() bool {
+	select {
+	case <-c.closed:
+		return true
+	default:
+		return false
+	}
 }
 
 // Socket is the path of the socket.

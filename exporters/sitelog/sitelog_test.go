@@ -168,3 +168,13 @@ func TestNew_StaleSocket_Replaced_OtherFile_Refused(t *testing.T) {
 	_, err = New(Options{Socket: "relative.sock", GID: -1})
 	require.ErrorContains(t, err, `"relative.sock": must be an absolute path`)
 }
+
+func TestClose_NeverStarted_ReleasesSocket(t *testing.T) {
+	c, err := New(Options{Socket: filepath.Join(t.TempDir(), "s.sock"), GID: -1})
+	require.NoError(t, err)
+	require.NoError(t, c.Close())
+	c.Wait()
+	require.NoFileExists(t, c.Socket())
+	c.Start(t.Context()) // after Close: nothing to run
+	require.NoError(t, c.Close())
+}

@@ -133,12 +133,15 @@ func (s *socket) close() error {
 	return nil
 }
 
+func (s *socket) closeFD() { _ = unix.Close(s.fd) }
+
 // read counts datagrams until Close. It keeps its OS thread, so its CPU
 // time can be read, and reads with blocking calls: no wakeup through the
 // network poller, one system call per line.
 func (c *Collector) read() {
+	// Never unlocked: the thread ends with the reader, so its raised
+	// priority goes with it rather than to other goroutines.
 	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
 	tid := unix.Gettid()
 	c.readerTID.Store(int64(tid))
 	// nginx drops what does not fit in the queue (about 280 lines per
@@ -149,7 +152,7 @@ func (c *Collector) read() {
 	if err := unix.Setpriority(unix.PRIO_PROCESS, tid, readerNice); err != nil {
 		c.logger.Debug("raise the site log reader's priority", "err", err)
 	}
-	defer unix.Close(c.sock.fd)
+	defer c.sock.closeFD()
 	buf := make([]byte, 64<<10)
 	flags := 0 // blocking until a line comes, then draining
 	for {

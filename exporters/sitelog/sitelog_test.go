@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
 )
 
 func TestParseLine_Fields(t *testing.T) {
@@ -177,4 +178,27 @@ func TestClose_NeverStarted_ReleasesSocket(t *testing.T) {
 	require.NoFileExists(t, c.Socket())
 	c.Start(t.Context()) // after Close: nothing to run
 	require.NoError(t, c.Close())
+}
+
+// The host's net.unix.max_dgram_qlen may be 10: the socket gets a longer
+// queue, and the setting is left as it was.
+func TestNew_AsRoot_QueueLongerThanHostSetting(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("raising the queue length needs root")
+	}
+	before, err := os.ReadFile(qlenSysctl)
+	require.NoError(t, err)
+	c := newTestCollector(t) // not started: nothing reads
+	after, err := os.ReadFile(qlenSysctl)
+	require.NoError(t, err)
+	require.Equal(t, string(before), string(after))
+
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	require.NoError(t, err)
+	defer unix.Close(fd)
+	require.NoError(t, unix.Connect(fd, &unix.SockaddrUnix{Name: c.Socket()}))
+	line := []byte("<190>Dec  4 14:40:00 hybrid: v1 200 0.000 1 1 HTTP/1.1 a.example.com")
+	for i := range 200 {
+		require.NoError(t, unix.Send(fd, line, 0), "datagram %d", i)
+	}
 }

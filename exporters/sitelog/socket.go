@@ -98,6 +98,11 @@ func listen(opts Options) (*socket, error) {
 // 512) and has no call to change it later; so the setting is raised for the
 // moment the socket is made, then set back. Not root: the host's length.
 func newSocket(want int, logger interface{ Warn(string, ...any) }) (int, int, error) {
+	// Two agents (or tests) doing this at once could each restore the
+	// other's raised value before its socket is made.
+	if unlock := lockQlen(); unlock != nil {
+		defer unlock()
+	}
 	raw, err := os.ReadFile(qlenSysctl)
 	cur, perr := strconv.Atoi(strings.TrimSpace(string(raw)))
 	raise := err == nil && perr == nil && cur < want
@@ -120,6 +125,30 @@ func newSocket(want int, logger interface{ Warn(string, ...any) }) (int, int, er
 		return fd, want, nil
 	}
 	return fd, cur, nil
+}
+
+// qlenLock serializes the raise-make-restore of the queue length between
+// processes. Under /run: only root may make it, and only root may change
+// the setting anyway.
+const qlenLock = "/run/hybrid-unix-dgram-qlen.lock"
+
+// lockQlen takes qlenLock, waiting at most 2 s (a stuck holder costs a
+// shorter queue, not a hang); it returns nil without it.
+func lockQlen() func() {
+	f, err := os.OpenFile(qlenLock, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil
+	}
+	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		if err == nil {
+			return func() { f.Close() } // closing releases the lock
+		}
+		if !errors.Is(err, unix.EWOULDBLOCK) || time.Now().After(deadline) {
+			f.Close()
+			return nil
+		}
+	}
 }
 
 func (s *socket) close() error {

@@ -91,6 +91,10 @@ type NginxConfig struct {
 	// ProbeListen is the loopback address of the reload probe.
 	ProbeListen string `yaml:"probe_listen"`
 	User        string `yaml:"user"`
+	// RequestMetrics makes nginx send each site request's access log line
+	// to the agent (<root>/agent/run/nginx-access.sock), which exports
+	// hybrid_site_http_requests_total{site,code} and the request durations.
+	RequestMetrics bool `yaml:"request_metrics"`
 }
 
 // OffsiteConfig is the S3-compatible storage for offsite backups; no
@@ -194,7 +198,7 @@ func DefaultConfig() Config {
 			DBHost:       "host.docker.internal",
 			DBPort:       3306,
 			ExtraHosts:   []string{"host.docker.internal:host-gateway"},
-			Nginx:        NginxConfig{Listen: "80", ProbeListen: "127.0.0.1:9471"},
+			Nginx:        NginxConfig{Listen: "80", ProbeListen: "127.0.0.1:9471", RequestMetrics: true},
 		},
 	}
 }

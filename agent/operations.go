@@ -25,6 +25,7 @@ import (
 	"github.com/hybridsuite/hybrid/agent/nginx"
 	"github.com/hybridsuite/hybrid/agent/sites"
 	"github.com/hybridsuite/hybrid/exporters/bench"
+	"github.com/hybridsuite/hybrid/exporters/sitelog"
 	"github.com/hybridsuite/hybrid/internal/atomicfile"
 	"github.com/hybridsuite/hybrid/internal/mycnf"
 	"github.com/hybridsuite/hybrid/internal/webauth"
@@ -40,6 +41,9 @@ type operations struct {
 	server *api.Server
 	logger *slog.Logger
 	owned  bool // the agent runs its own nginx
+	// siteLog counts the sites' requests from nginx's access log lines;
+	// nil when sites.nginx.request_metrics is off.
+	siteLog *sitelog.Collector
 	// webConfig serves the API over TLS (api.web_config_file); "" is plain HTTP.
 	webConfig string
 	sites     *sites.Operations
@@ -73,14 +77,24 @@ func newOperations(ctx context.Context, cfg Config, logger *slog.Logger) (*opera
 		op.close()
 		return nil, err
 	}
-	if op.nginx, err = nginx.New(nginx.Options{
+	nginxOpts := nginx.Options{
 		Dir:         filepath.Join(agentDir, "nginx"),
 		MainConfig:  cfg.Sites.Nginx.MainConfig,
 		Listen:      cfg.Sites.Nginx.Listen,
 		ProbeListen: cfg.Sites.Nginx.ProbeListen,
 		User:        cfg.Sites.Nginx.User,
 		Logger:      logger.With("component", "nginx"),
-	}); err != nil {
+	}
+	if cfg.Sites.Nginx.RequestMetrics {
+		if op.siteLog, err = newSiteLog(agentDir, cfg.Sites.Nginx.User, logger); err != nil {
+			return fail(err)
+		}
+	}
+	if op.siteLog != nil {
+		nginxOpts.AccessLogSocket = siteLogSocket(agentDir)
+		nginxOpts.SitesServed = op.siteLog.SetSites
+	}
+	if op.nginx, err = nginx.New(nginxOpts); err != nil {
 		return fail(fmt.Errorf("sites.nginx: %w", err))
 	}
 	// The admin connection is opened lazily: a missing or wrong credentials
@@ -129,12 +143,20 @@ func newOperations(ctx context.Context, cfg Config, logger *slog.Logger) (*opera
 }
 
 func (op *operations) start(ctx context.Context) {
+	if op.siteLog != nil { // before nginx sends it lines
+		op.siteLog.Start(ctx)
+	}
 	if op.owned {
 		if err := op.nginx.Start(ctx); err != nil {
 			// Sites are not routed until this is fixed; jobs that route fail
 			// saying why. The agent and its metrics stay up.
 			op.logger.Error("start nginx", "err", err)
 		}
+	}
+	// Snippets written by an older agent, or with other options (request
+	// metrics turned on), are rendered again for the same sites.
+	if err := op.nginx.Refresh(ctx); err != nil {
+		op.logger.Error("refresh nginx configuration", "err", err)
 	}
 	op.queue.Start(ctx)
 }
@@ -148,6 +170,9 @@ func (op *operations) close() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		errs = append(errs, op.nginx.Stop(ctx))
 		cancel()
+	}
+	if op.siteLog != nil {
+		errs = append(errs, op.siteLog.Close())
 	}
 	if op.admin != nil {
 		errs = append(errs, op.admin.Close())

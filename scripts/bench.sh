@@ -5,11 +5,12 @@
 #   mariadb: hybrid-agent (MariaDB collector only) vs Debian's prometheus-mysqld-exporter (defaults), same server, same user
 #   bench:   hybrid-agent (bench collector only) with BENCH_CONTAINERS labelled containers (target: < 100 ms CPU per scrape)
 #   rules:   hybrid monitor vs Debian's prometheus evaluating the same rules over RULEBENCH_SERVERS simulated servers
+#   sitelog: real nginx sending SITELOG_RATE requests/s for SITELOG_SECONDS s of access log lines to the agent's reader: every one counted, and its CPU per 1,000
 # Prints p50/p99 scrape latency, CPU per scrape and RSS of each, and the ratios.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${N:-200}
-ONLY=${ONLY:-host mariadb bench rules}   # e.g. ONLY=host make bench
+ONLY=${ONLY:-host mariadb bench rules sitelog}   # e.g. ONLY=host make bench
 only() { case " $ONLY " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 BENCH_CONTAINERS=${BENCH_CONTAINERS:-200}
 export RULEBENCH_SERVERS=${RULEBENCH_SERVERS:-500}
@@ -100,4 +101,11 @@ if only rules; then
 echo
 echo "== rules: hybrid monitor vs Debian's prometheus, the same rules over $RULEBENCH_SERVERS simulated servers"
 bash scripts/rulebench.sh
+fi
+
+if only sitelog; then
+echo
+echo "== sitelog: nginx's access log lines to the agent, ${SITELOG_RATE:-10000} requests/s for ${SITELOG_SECONDS:-10} s (32 keep-alive connections), every one counted"
+HYBRID_SITELOG_RATE=${SITELOG_RATE:-10000} HYBRID_SITELOG_SECONDS=${SITELOG_SECONDS:-10} \
+  go test -count=1 -run 'TestRequestMetrics_Load_EveryRequestCounted$' -v ./agent/nginx/ | grep -E 'requests in|^(--- |ok|FAIL)|Error|expected|actual'
 fi

@@ -19,4 +19,12 @@
 //
 // The probe server listens on Options.ProbeListen (127.0.0.1:9471 by default);
 // a system nginx must be allowed to bind it.
+//
+// With Options.AccessLogSocket set, every site server (and the owned
+// default server, for unknown hosts) also sends each request's access log
+// line, in the fixed format LogFormat, to that unix datagram socket, where
+// exporters/sitelog counts it; Options.SitesServed tells the counter which
+// hosts are sites. Refresh renders the served routes again at start, so a
+// configuration written by an older agent, or with other options, is
+// brought up to date without waiting for a routing job.
 package nginx

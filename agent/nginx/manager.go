@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -62,7 +63,15 @@ type Options struct {
 	// the owned master, or `nginx -c MainConfig -s reload`), for example with
 	// `systemctl reload nginx`. The generation probe runs after it either way.
 	Reload func(ctx context.Context) error
-	Logger *slog.Logger
+	// AccessLogSocket, when set, is a unix datagram socket that every site
+	// request's access log line is sent to, in the fixed format LogFormat
+	// names (see exporters/sitelog). Empty sends none.
+	AccessLogSocket string
+	// SitesServed, when set, is told the sites nginx may be serving: at New
+	// (those of the served generation), during an Apply (the old and new
+	// ones together, until it is proven or rolled back) and after it.
+	SitesServed func(sites []string)
+	Logger      *slog.Logger
 }
 
 // ErrConfigRejected wraps the output of an `nginx -t` that failed; the
@@ -84,6 +93,8 @@ type Manager struct {
 	mu   sync.Mutex // serializes Apply, Start, Stop
 	gen  uint64     // the committed generation
 	last uint64     // the highest generation ever written; numbers are never reused
+
+	served []string // the sites of the committed generation
 
 	proc *process // the nginx master the Manager started, if any
 
@@ -138,6 +149,18 @@ func (o *Options) defaults() error {
 	if o.User != "" && !userPattern.MatchString(o.User) {
 		errs = append(errs, fmt.Errorf("user %q: want \"user\" or \"user group\"", o.User))
 	}
+	if o.AccessLogSocket != "" {
+		// nginx ends the syslog parameter at a comma and the directive at
+		// a space or semicolon; a unix socket path has at most 107 bytes.
+		switch {
+		case !filepath.IsAbs(o.AccessLogSocket):
+			errs = append(errs, fmt.Errorf("access log socket %q: must be an absolute path", o.AccessLogSocket))
+		case strings.ContainsAny(o.AccessLogSocket, pathUnsafeChars+","):
+			errs = append(errs, fmt.Errorf("access log socket %q: must not contain spaces, quotes, ',', ';', '{', '}', '$', '#' or '\\'", o.AccessLogSocket))
+		case len(o.AccessLogSocket) > 107:
+			errs = append(errs, fmt.Errorf("access log socket %q: %d bytes, a unix socket path has at most 107", o.AccessLogSocket, len(o.AccessLogSocket)))
+		}
+	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -164,7 +187,15 @@ func New(opts Options) (*Manager, error) {
 	if err := m.prepare(); err != nil {
 		return nil, err
 	}
+	m.served = m.readSites(m.gen)
+	m.tellSites(m.served)
 	return m, nil
+}
+
+func (m *Manager) tellSites(sites []string) {
+	if m.opts.SitesServed != nil {
+		m.opts.SitesServed(slices.Clone(sites))
+	}
 }
 
 func (m *Manager) owned() bool { return m.opts.MainConfig == "" }
@@ -264,6 +295,36 @@ func (m *Manager) writeGeneration(gen uint64, benches []Bench, sites []Site) err
 	return nil
 }
 
+func siteNames(sites []Site) []string {
+	names := make([]string, 0, len(sites))
+	for _, s := range sites {
+		names = append(names, s.Name)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// readSites returns the site names of a generation, read back from its
+// snippets: after a restart the agent knows which sites are served before
+// any Apply.
+func (m *Manager) readSites(gen uint64) []string {
+	_, sites, err := readRoutes(m.path(generationTarget(gen)))
+	if err != nil {
+		m.logger.Warn("read the served sites", "generation", gen, "err", err)
+		return nil
+	}
+	var names []string
+	for _, s := range sites {
+		if validateSite(s.Name) != nil {
+			m.logger.Warn("ignoring a bad name in the served sites", "generation", gen, "name", s.Name)
+			continue
+		}
+		names = append(names, s.Name)
+	}
+	slices.Sort(names)
+	return names
+}
+
 // pointBenchesAt switches <Dir>/benches to a generation with one rename, so
 // nginx (or anyone reading) sees the whole old set or the whole new set.
 func (m *Manager) pointBenchesAt(gen uint64) error {
@@ -329,16 +390,61 @@ func (m *Manager) Apply(ctx context.Context, benches []Bench, sites []Site) erro
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	return m.apply(ctx, benches, sites)
+}
 
+// Refresh renders the served routes again with the current options and,
+// when that differs from what nginx serves (the agent was upgraded, an
+// option changed), applies them: the same benches and sites, in the new
+// form. The routes are read back from the served snippets, so a generation
+// written by an older agent is refreshed too.
+func (m *Manager) Refresh(ctx context.Context) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	dir := m.path(generationTarget(m.gen))
+	benches, sites, err := readRoutes(dir)
+	if err != nil {
+		return fmt.Errorf("refresh nginx configuration: %w", err)
+	}
+	if err := validate(benches, sites); err != nil {
+		return fmt.Errorf("refresh nginx configuration: the served snippets: %w", err)
+	}
+	files, err := m.renderBenches(m.gen, benches, sites)
+	if err != nil {
+		return err
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("refresh nginx configuration: %w", err)
+	}
+	same := len(entries) == len(files)
+	for name, data := range files {
+		if old, err := os.ReadFile(filepath.Join(dir, name)); err != nil || string(old) != string(data) {
+			same = false
+		}
+	}
+	if same {
+		return nil
+	}
+	m.logger.Info("nginx configuration rendered differently now; applying it", "generation", m.gen)
+	return m.apply(ctx, benches, sites)
+}
+
+func (m *Manager) apply(ctx context.Context, benches []Bench, sites []Site) error {
 	old, gen := m.gen, m.last+1
 	m.last = gen
 	log := m.logger.With("generation", gen)
 	if err := m.writeGeneration(gen, benches, sites); err != nil {
 		return err
 	}
+	// While nginx moves over, requests of the old and the new sites both
+	// count as theirs.
+	newSites := siteNames(sites)
+	m.tellSites(union(m.served, newSites))
 	// A failed generation stays in generations/ for inspection until the
 	// next commit cleans up; only the link goes back.
 	rollback := func(cause error) error {
+		m.tellSites(m.served)
 		if err := m.pointBenchesAt(old); err != nil {
 			return errors.Join(cause, err)
 		}
@@ -372,7 +478,18 @@ func (m *Manager) Apply(ctx context.Context, benches []Bench, sites []Site) erro
 	} else {
 		log.Info("nginx not running; configuration written and checked", "benches", len(benches), "sites", len(sites))
 	}
-	return m.commit(gen, old)
+	if err := m.commit(gen, old); err != nil {
+		return err
+	}
+	m.served = newSites
+	m.tellSites(m.served)
+	return nil
+}
+
+func union(a, b []string) []string {
+	out := slices.Concat(a, b)
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 // Generation is the generation of the last configuration proven served (or,

@@ -292,6 +292,12 @@ func errorLogTail(path string, n int) string {
 	data, _ := io.ReadAll(f)
 	var hits []string
 	for _, line := range strings.Split(string(data), "\n") {
+		// While the agent is down, every request adds an alert that the
+		// access log socket cannot be reached: not what a failed reload is
+		// about.
+		if strings.Contains(line, "[alert]") && strings.Contains(line, "connect() failed") {
+			continue
+		}
 		if strings.Contains(line, "[emerg]") || strings.Contains(line, "[alert]") {
 			hits = append(hits, strings.TrimSpace(line))
 		}

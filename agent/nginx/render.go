@@ -3,7 +3,12 @@ package nginx
 import (
 	"bytes"
 	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
 	"slices"
+	"strconv"
+	"strings"
 	"text/template"
 )
 
@@ -27,6 +32,9 @@ server {
     server_name{{range .Sites}} {{.}}{{end}};
 
     client_max_body_size {{.ClientMaxBodySize}};
+{{- range .AccessLogs}}
+    access_log {{.}};
+{{- end}}
 {{- if .Extra}}
     {{.Extra}}
 {{- end}}
@@ -55,7 +63,30 @@ type benchData struct {
 	Listen            string
 	Sites             []string
 	ClientMaxBodySize string
+	AccessLogs        []string
 	Extra             string
+}
+
+// LogFormat is the name of the log_format of the lines sent to
+// Options.AccessLogSocket. Its fields, separated by one space, are fixed
+// (exporters/sitelog parses them): the format's version, $status,
+// $request_time, $connection, $connection_requests, $server_protocol and
+// last $host, the one field a client chooses (nginx escapes quotes,
+// backslashes and control bytes in it).
+const LogFormat = "hybrid_sites"
+
+// accessLogs are the access_log parameters of a site server: the lines for
+// the agent, and for an owned nginx its file too, which a server-level
+// access_log would otherwise replace.
+func (m *Manager) accessLogs() []string {
+	if m.opts.AccessLogSocket == "" {
+		return nil
+	}
+	logs := []string{"syslog:server=unix:" + m.opts.AccessLogSocket + ",nohostname,tag=hybrid " + LogFormat}
+	if m.owned() {
+		logs = append(logs, m.path("logs", "access.log"))
+	}
+	return logs
 }
 
 // renderBenches returns one snippet per bench, keyed by file name. Names must
@@ -76,6 +107,7 @@ func (m *Manager) renderBenches(gen uint64, benches []Bench, sites []Site) (map[
 			Listen:            m.opts.Listen,
 			Sites:             names,
 			ClientMaxBodySize: m.opts.ClientMaxBodySize,
+			AccessLogs:        m.accessLogs(),
 		}
 		if m.extraDirectives != nil {
 			d.Extra = m.extraDirectives(b.Name)
@@ -99,6 +131,12 @@ map $http_upgrade $hybrid_connection_upgrade {
     default upgrade;
     ''      '';
 }
+{{- if .AccessLogs}}
+
+# Each site request's line for the agent, which counts requests by site and
+# status code: the fields are fixed, and parsed by the agent (exporters/sitelog).
+log_format {{.LogFormat}} 'v1 $status $request_time $connection $connection_requests $server_protocol $host';
+{{- end}}
 
 # The agent reads this after every reload: seeing its own generation here is
 # the proof that nginx runs this configuration, not only that it parses; the
@@ -122,6 +160,9 @@ server {
 server {
     listen {{.Listen}} default_server;
     server_name _;
+{{- range .AccessLogs}}
+    access_log {{.}};
+{{- end}}
     return 404;
 }
 {{- end}}
@@ -135,6 +176,8 @@ func (m *Manager) renderCommon(gen uint64) ([]byte, error) {
 		"GenerationPath": generationPath,
 		"Owned":          m.owned(),
 		"Listen":         m.opts.Listen,
+		"AccessLogs":     m.accessLogs(),
+		"LogFormat":      LogFormat,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("render %s: %w", commonFile, err)
@@ -181,4 +224,45 @@ func (m *Manager) renderMain() ([]byte, error) {
 		return nil, fmt.Errorf("render nginx.conf: %w", err)
 	}
 	return buf.Bytes(), nil
+}
+
+var (
+	upstreamLine   = regexp.MustCompile(`(?m)^    server 127\.0\.0\.1:([0-9]+);$`)
+	serverNameLine = regexp.MustCompile(`(?m)^    server_name ([^;]*);$`)
+)
+
+// readRoutes reads the benches and sites back from a generation's snippets
+// as benchTemplate writes them (and as every earlier version did).
+func readRoutes(dir string) ([]Bench, []Site, error) {
+	matches, err := filepath.Glob(filepath.Join(dir, "*.conf"))
+	if err != nil {
+		return nil, nil, err
+	}
+	var benches []Bench
+	var sites []Site
+	for _, path := range matches {
+		name := strings.TrimSuffix(filepath.Base(path), ".conf")
+		if filepath.Base(path) == commonFile {
+			continue
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return nil, nil, err
+		}
+		port := upstreamLine.FindSubmatch(data)
+		if port == nil {
+			return nil, nil, fmt.Errorf("%s: no upstream server line", path)
+		}
+		n, err := strconv.Atoi(string(port[1]))
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s: port: %w", path, err)
+		}
+		benches = append(benches, Bench{Name: name, Port: n})
+		if names := serverNameLine.FindSubmatch(data); names != nil {
+			for _, site := range strings.Fields(string(names[1])) {
+				sites = append(sites, Site{Name: site, Bench: name})
+			}
+		}
+	}
+	return benches, sites, nil
 }

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -183,8 +184,8 @@ func TestDeliver_BadDelivery_RefusedWithoutARequest(t *testing.T) {
 }
 
 func TestDeliver_Redirect_NotFollowed(t *testing.T) {
-	var hit int
-	elsewhere := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hit++ }))
+	var hit atomic.Int32
+	elsewhere := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hit.Add(1) }))
 	defer elsewhere.Close()
 	srv, inj := newAgent(t, agentOptions{}).serve(t)
 	inj.set(func(i *injector) { i.redirect = elsewhere.URL + "/steal" })
@@ -192,7 +193,7 @@ func TestDeliver_Redirect_NotFollowed(t *testing.T) {
 	_, err := c.Deliver(t.Context(), siteNew("cp-job-10", "b1", "new.example.com"))
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "redirect")
-	assert.Zero(t, hit, "the token never went to the redirect's target")
+	assert.Zero(t, hit.Load(), "the token never went to the redirect's target")
 	requireNoSecret(t, "error", err.Error())
 }
 

@@ -157,7 +157,7 @@ func TestPoller_DeadlinePassed_ReportedToTheSinkAsExpired(t *testing.T) {
 // failingSink fails every update.
 type failingSink struct{ recordingSink }
 
-func (failingSink) Update(context.Context, string, []agentapi.Job) error {
+func (*failingSink) Update(context.Context, string, []agentapi.Job) error {
 	return errors.New("store down")
 }
 

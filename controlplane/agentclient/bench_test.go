@@ -51,7 +51,9 @@ func (q *memQueue) Get(_ context.Context, ids ...string) ([]agentapi.Job, error)
 	return out, nil
 }
 
-func (q *memQueue) List(context.Context, agentapi.Status, int) ([]agentapi.Job, error) { return nil, nil }
+func (q *memQueue) List(context.Context, agentapi.Status, int) ([]agentapi.Job, error) {
+	return nil, nil
+}
 
 func (q *memQueue) ListPage(context.Context, jobs.ListQuery) ([]agentapi.Job, int64, error) {
 	return nil, 0, nil

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"encoding/pem"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -258,7 +257,7 @@ func siteNew(id, bench, site string) Delivery {
 	return Delivery{JobID: id, Path: "/benches/" + bench + "/sites", Body: []byte(fmt.Sprintf(`{"name":%q}`, site))}
 }
 
-// waitStatus polls the agent's queue until the job ends.
+// waitEnded polls the agent's queue until the job ends.
 func waitEnded(t testing.TB, q *jobs.Queue, id string) agentapi.Job {
 	t.Helper()
 	var job agentapi.Job
@@ -273,8 +272,6 @@ func waitEnded(t testing.TB, q *jobs.Queue, id string) agentapi.Job {
 	return job
 }
 
-var _ = errors.New
-var _ = strings.Contains
 
 func itoa(i int) string { return fmt.Sprint(i) }
 

@@ -272,7 +272,6 @@ func waitEnded(t testing.TB, q *jobs.Queue, id string) agentapi.Job {
 	return job
 }
 
-
 func itoa(i int) string { return fmt.Sprint(i) }
 
 // submission is the job the agent's API would make of d (a site.new).

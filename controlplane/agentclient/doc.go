@@ -15,9 +15,9 @@
 //
 // A Poller asks every server with open jobs for them, once per interval and
 // one batched request per server, and hands what the agents report to a
-// Sink; CallbackHandler takes the agents' signed callbacks (the fast path)
+// Sink; NewCallbackHandler serves the agents' signed callbacks (the fast path)
 // to the same Sink. A job still unfinished after its deadline is given to
-// the Sink's Expire with ErrDeadlinePassed, whatever the agent says (or
+// the Sink's Expire with DeadlineReason, whatever the agent says (or
 // when it cannot be reached), so no job stays open forever.
 //
 // Tokens and callback secrets never appear in errors or logs, and URLs in

@@ -20,7 +20,7 @@ run:
 # RACE_PKGS are the packages whose code runs concurrently (collectors run per
 # scrape in parallel, job workers, nginx reloads, notification queues, the
 # monitor): make test runs them under the race detector.
-RACE_PKGS = ./exporters/... ./agent/jobs/... ./agent/nginx/... ./alerting/... ./rules/evaluator/...
+RACE_PKGS = ./exporters/... ./agent/jobs/... ./agent/nginx/... ./alerting/... ./rules/evaluator/... ./controlplane/agentclient/...
 
 ## test: every test, against a real MariaDB, the Docker engine and promtool
 test: deps check

@@ -1,4 +1,5 @@
 GO ?= go
+STATICCHECK_VERSION ?= v0.8.2
 SHELL := /bin/bash
 TEST_TIMEOUT ?= 20m
 
@@ -27,11 +28,12 @@ test: deps check
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) $$($(GO) list ./... | grep -v -F -x -f <($(GO) list $(RACE_PKGS)))
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) $(RACE_PKGS)
 
-## check: formatting, vet and import boundaries
+## check: formatting, vet, staticcheck (pinned, run with go run) and import boundaries
 check:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
 
 ## bench: our exporters beside node_exporter and mysqld_exporter on this machine
 bench: deps build

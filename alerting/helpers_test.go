@@ -40,17 +40,6 @@ func (r *recordingReceiver) snapshot() []Alert {
 	return append([]Alert(nil), r.accepted...)
 }
 
-// latest is the last state accepted for the alert named name, and whether there was one.
-func (r *recordingReceiver) latest(name string) (Alert, bool) {
-	got := r.snapshot()
-	for i := len(got) - 1; i >= 0; i-- {
-		if got[i].Name() == name {
-			return got[i], true
-		}
-	}
-	return Alert{}, false
-}
-
 func testLogger(t *testing.T) *slog.Logger {
 	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
 }

@@ -246,13 +246,6 @@ func requireNoSecret(t testing.TB, what string, texts ...string) {
 	}
 }
 
-func errText(err error) string {
-	if err == nil {
-		return ""
-	}
-	return err.Error()
-}
-
 func siteNew(id, bench, site string) Delivery {
 	return Delivery{JobID: id, Path: "/benches/" + bench + "/sites", Body: []byte(fmt.Sprintf(`{"name":%q}`, site))}
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
 )
@@ -112,7 +113,7 @@ func (p *prober) store1(ctx context.Context, s Site, r probeResult) {
 	base := labels.FromStrings("instance", s.Name, "job", "site-probe", "site", s.Name)
 	add := func(name string, v float64) error {
 		b := labels.NewBuilder(base)
-		b.Set(labels.MetricName, name)
+		b.Set(model.MetricNameLabel, name)
 		_, err := app.Append(0, b.Labels(), ts, v)
 		return err
 	}

@@ -83,8 +83,12 @@ func (c Command) validate() error {
 
 // Quote makes word a single word for a POSIX shell (sh, dash, bash, zsh),
 // whatever it contains: words made only of letters, digits and _@%+:,./-
-// are left as they are, anything else is single-quoted with each ' written
-// as '\”. word must not contain a NUL byte (no shell word can).
+// are left as they are, anything else is single-quoted, with each single
+// quote inside closed, escaped and reopened:
+//
+//	it's  ->  'it'\''s'
+//
+// word must not contain a NUL byte (no shell word can).
 func Quote(word string) string {
 	if word == "" {
 		return "''"

@@ -167,6 +167,9 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 			return nil, rejected
 		case ctx.Err() != nil:
 			return nil, fmt.Errorf("ssh handshake with %s: %w", address, ctx.Err())
+		case isTimeout(err) && deadlinePassed(ctx):
+			// The caller's deadline, not ours, set the connection's.
+			return nil, fmt.Errorf("ssh handshake with %s: %w", address, context.DeadlineExceeded)
 		case isTimeout(err):
 			return nil, fmt.Errorf("ssh handshake with %s: no answer within %s: %w", address, timeout, err)
 		case authAttempted.Load():
@@ -188,6 +191,11 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	go c.keepAlive(interval)
 	logger.Debug("ssh connected", "user", user, "host_key", seen.Fingerprint)
 	return c, nil
+}
+
+func deadlinePassed(ctx context.Context) bool {
+	d, ok := ctx.Deadline()
+	return ok && !time.Now().Before(d)
 }
 
 func isTimeout(err error) bool {

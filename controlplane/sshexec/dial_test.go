@@ -295,7 +295,7 @@ func TestKeepAlive_UnansweredConnection_ClosedAndCommandFails(t *testing.T) {
 	result := make(chan outcome, 1)
 	go func() {
 		start := time.Now()
-		_, err := c.Run(context.Background(), sshexec.Command{Args: []string{"sleep", "30"}})
+		_, err := c.Run(context.Background(), sshexec.Command{Args: []string{"sleep", "10"}})
 		result <- outcome{err, time.Since(start)}
 	}()
 	time.Sleep(300 * time.Millisecond)

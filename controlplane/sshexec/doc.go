@@ -20,4 +20,11 @@
 // no pinned key it connects only if Config.TrustOnFirstUse says so, and
 // Client.HostKey returns the key presented so the caller can store it. A
 // different key is refused with *HostKeyChangedError before anything runs.
+//
+// When ctx ends, Run ends the command's whole process group on the server
+// (SIGTERM, then SIGKILL), through a second session: sshd refuses the
+// protocol's own signal request for root logins. A connection that is lost
+// (keepalives unanswered) fails the commands on it, but what they started
+// may still be running on the server: provisioning steps are idempotent and
+// are retried, not resumed.
 package sshexec

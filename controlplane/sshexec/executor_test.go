@@ -316,3 +316,14 @@ func TestUpload_ContextCanceled_NoTempFile(t *testing.T) {
 		}, 5*time.Second, 50*time.Millisecond)
 	})
 }
+
+func TestRun_CommandIgnoresLargeStdin_Succeeds(t *testing.T) {
+	forEachExecutor(t, func(t *testing.T, ex sshexec.Executor) {
+		res, err := ex.Run(context.Background(), sshexec.Command{
+			Args:  []string{"echo", "ignored input"},
+			Stdin: bytes.NewReader(bytes.Repeat([]byte("z"), 8<<20)),
+		})
+		require.NoError(t, err)
+		require.Equal(t, "ignored input\n", res.Stdout)
+	})
+}

@@ -302,13 +302,24 @@ func (c *Client) Run(ctx context.Context, cmd Command) (Result, error) {
 	stdout, stderr := newOutput(cmd.Redact), newOutput(cmd.Redact)
 	pid := &pidCatcher{w: stderr}
 	session.Stdout, session.Stderr = stdout, pid
+	// Our own copy of stdin: the session's would make Wait fail when a
+	// command exits without reading all its input, which is its business.
+	var stdin io.WriteCloser
 	if cmd.Stdin != nil {
-		session.Stdin = cmd.Stdin
+		if stdin, err = session.StdinPipe(); err != nil {
+			return Result{ExitStatus: -1}, fmt.Errorf("run %s on %s: %w", cmd.short(), c.address, err)
+		}
 	}
 	c.logger.Debug("ssh run", "command", cmd.short())
 	start := time.Now()
 	if err := session.Start(shellLine(cmd)); err != nil {
 		return Result{ExitStatus: -1}, fmt.Errorf("run %s on %s: %w", cmd.short(), c.address, err)
+	}
+	if stdin != nil {
+		go func() {
+			_, _ = io.Copy(stdin, cmd.Stdin)
+			_ = stdin.Close()
+		}()
 	}
 	done := make(chan error, 1)
 	go func() { done <- session.Wait() }()

@@ -118,6 +118,26 @@ func TestRun_ContextCanceled_LongCommandEndsWithinSeconds(t *testing.T) {
 	})
 }
 
+func TestRun_ContextCanceled_ChildrenOfTheCommandEndToo(t *testing.T) {
+	forEachExecutor(t, func(t *testing.T, ex sshexec.Executor) {
+		n := time.Now().UnixNano() % 1000000
+		bg, fg := fmt.Sprintf("101.%d", n), fmt.Sprintf("102.%d", n)
+		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+		defer cancel()
+		start := time.Now()
+		_, err := ex.Run(ctx, sshexec.Command{
+			// A shell that ignores SIGTERM, with a child in the background
+			// and one in the foreground.
+			Args: []string{"sh", "-c", `trap '' TERM; sleep "$1" & sleep "$2"; wait`, "sh", bg, fg},
+		})
+		require.ErrorIs(t, err, context.DeadlineExceeded)
+		require.Less(t, time.Since(start), 3*time.Second)
+		require.Eventually(t, func() bool {
+			return !processRunning("sleep\x00"+bg+"\x00") && !processRunning("sleep\x00"+fg+"\x00")
+		}, 3*time.Second, 50*time.Millisecond, "the command's children must be gone")
+	})
+}
+
 // processRunning says whether a process on this host has the command line
 // cmdline (as /proc/<pid>/cmdline spells it, NUL-separated).
 func processRunning(cmdline string) bool {

@@ -48,10 +48,25 @@ func (*Local) Run(ctx context.Context, cmd Command) (Result, error) {
 	stdout, stderr := newOutput(cmd.Redact), newOutput(cmd.Redact)
 	c.Stdout, c.Stderr = stdout, stderr
 	c.Stdin = cmd.Stdin
-	c.Cancel = func() error { return c.Process.Signal(syscall.SIGTERM) }
-	c.WaitDelay = killGrace // then SIGKILL, and the pipes are closed
+	// Its own process group, so that ending it ends what it started, as
+	// over SSH: SIGTERM to the group, SIGKILL after killGrace.
+	c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	finished := make(chan struct{})
+	c.Cancel = func() error {
+		pgid := c.Process.Pid
+		go func() {
+			select {
+			case <-finished:
+			case <-time.After(killGrace):
+				_ = syscall.Kill(-pgid, syscall.SIGKILL)
+			}
+		}()
+		return syscall.Kill(-pgid, syscall.SIGTERM)
+	}
+	c.WaitDelay = 2 * killGrace // a last resort: the group is killed before
 	start := time.Now()
 	err := c.Run()
+	close(finished)
 	res := Result{Stdout: stdout.String(), Stderr: stderr.String(), Duration: time.Since(start)}
 	if err != nil && ctx.Err() != nil {
 		res.ExitStatus = -1

@@ -157,7 +157,12 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	// The caller's ctx may end before the deadline: that ends the handshake.
 	stop := context.AfterFunc(dialCtx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
 	sshConn, chans, reqs, err := ssh.NewClientConn(conn, address, config)
-	stop()
+	if !stop() && err == nil {
+		// ctx ended just as the login succeeded: the deadline is being
+		// set under us, so the connection cannot be kept.
+		sshConn.Close()
+		return nil, fmt.Errorf("ssh handshake with %s: %w", address, context.Cause(dialCtx))
+	}
 	if err != nil {
 		conn.Close()
 		seen, rejected := check.result()

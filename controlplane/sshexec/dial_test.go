@@ -7,6 +7,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -308,4 +309,43 @@ func TestKeepAlive_UnansweredConnection_ClosedAndCommandFails(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("a command on a dead connection must fail once keepalives go unanswered")
 	}
+}
+
+func TestClient_SecretOnStdin_NeverInLogsOrErrors(t *testing.T) {
+	srv := sshdtest.Start(t)
+	var logs strings.Builder
+	var mu sync.Mutex
+	cfg := configFor(srv)
+	cfg.HostKey, _ = srv.HostKey()
+	cfg.Logger = slog.New(slog.NewTextHandler(lockedWriter{&mu, &logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	c, err := sshexec.Dial(context.Background(), cfg)
+	require.NoError(t, err)
+	defer c.Close()
+
+	const secret = "db-pa55-Zq81"
+	_, err = c.Run(context.Background(), sshexec.Command{
+		Args:   []string{"sh", "-c", `read -r pw; echo "ERROR 1045: Access denied (using password: $pw)" >&2; exit 1`},
+		Stdin:  strings.NewReader(secret + "\n"),
+		Redact: []string{secret},
+	})
+	require.Error(t, err)
+	_, err2 := c.Upload(context.Background(), filepath.Join(t.TempDir(), "secret.cnf"), strings.NewReader("password="+secret), 0o600)
+	require.NoError(t, err2)
+
+	mu.Lock()
+	defer mu.Unlock()
+	require.Contains(t, logs.String(), "ssh run", "debug lines were written")
+	require.NotContains(t, logs.String()+err.Error(), secret)
+	require.Contains(t, err.Error(), "Access denied (using password: ***)")
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }

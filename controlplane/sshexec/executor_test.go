@@ -82,9 +82,13 @@ func TestRun_NonZeroExit_ExitErrorWithStatusAndTails(t *testing.T) {
 
 func TestRun_MissingProgram_ExitError127(t *testing.T) {
 	forEachExecutor(t, func(t *testing.T, ex sshexec.Executor) {
-		_, err := ex.Run(context.Background(), sshexec.Command{Args: []string{"no-such-program-xyz"}})
-		require.Error(t, err)
-		require.Contains(t, err.Error(), "no-such-program-xyz")
+		res, err := ex.Run(context.Background(), sshexec.Command{Args: []string{"no-such-program-xyz"}})
+		var exit *sshexec.ExitError
+		require.ErrorAs(t, err, &exit)
+		require.Equal(t, 127, exit.Status)
+		require.Equal(t, 127, res.ExitStatus)
+		require.Contains(t, exit.LastLine, "no-such-program-xyz")
+		require.Contains(t, err.Error(), "not found")
 	})
 }
 

@@ -76,6 +76,10 @@ func (*Local) Run(ctx context.Context, cmd Command) (Result, error) {
 	switch {
 	case err == nil:
 		return res, nil
+	case errors.Is(err, exec.ErrNotFound):
+		// What a shell says and does, as over SSH.
+		res.ExitStatus = 127
+		return res, newExitError(cmd, 127, "", cmd.Args[0]+": not found")
 	case errors.As(err, &exit):
 		if ws, ok := exit.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
 			res.ExitStatus = -1

@@ -21,6 +21,8 @@ want prometheus-alertmanager prometheus-alertmanager
 want amtool prometheus-alertmanager
 want nginx nginx
 want curl curl
+want sshd openssh-server
+want ssh-keygen openssh-client
 
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   if ! command -v apt-get >/dev/null 2>&1; then

@@ -21,6 +21,8 @@ want prometheus-alertmanager prometheus-alertmanager
 want amtool prometheus-alertmanager
 want nginx nginx
 want curl curl
+# PostgreSQL for test/pgtest: Debian keeps initdb and postgres off PATH.
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || want initdb postgresql
 
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   if ! command -v apt-get >/dev/null 2>&1; then

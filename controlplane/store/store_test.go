@@ -133,6 +133,7 @@ func suite(t *testing.T, newDSN func(testing.TB) string) {
 		{"Jobs_CreateIdempotentOnID", testJobsCreateIdempotent},
 		{"Jobs_ConcurrentCreateSameID_OneRow", testJobsConcurrentCreate},
 		{"Jobs_DeliveryLifecycle", testJobsDelivery},
+		{"Jobs_ConcurrentClaims_NoJobTwice", testJobsConcurrentClaims},
 		{"Jobs_FromAgent_EndedStaysEnded", testJobsFromAgent},
 		{"Jobs_Deadline_FailsOverdue", testJobsDeadline},
 		{"Jobs_ListPaginatedNewestFirst", testJobsPagination},
@@ -684,6 +685,45 @@ func testJobsDelivery(t *testing.T, e *env) {
 	inFlight, err = e.s.JobsInFlight(ctx, "other")
 	require.NoError(t, err)
 	require.Empty(t, inFlight)
+}
+
+// Two control planes (two stores) claim due jobs at once: each job is
+// claimed by one of them.
+func testJobsConcurrentClaims(t *testing.T, e *env) {
+	addServer(t, e.s, "srv")
+	const jobs = 30
+	for i := range jobs {
+		_, _, err := e.s.CreateJob(ctx, newJob(fmt.Sprintf("job-%02d", i), "srv"))
+		require.NoError(t, err)
+	}
+	stores := []*store.Store{e.s, e.open(t)}
+	var mu sync.Mutex
+	claimedBy := map[string]int{}
+	var wg sync.WaitGroup
+	errs := make(chan error, 6)
+	for i := range 6 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			got, err := stores[i%2].NextJobsToDeliver(ctx, time.Minute, 7)
+			errs <- err
+			mu.Lock()
+			defer mu.Unlock()
+			for _, j := range got {
+				claimedBy[j.ID]++
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		require.NoError(t, err)
+	}
+	for id, n := range claimedBy {
+		require.Equal(t, 1, n, "%s claimed %d times", id, n)
+	}
+	// Six claims of up to seven: every one of the 30 was taken once.
+	require.Len(t, claimedBy, jobs)
 }
 
 func testJobsFromAgent(t *testing.T, e *env) {

@@ -223,12 +223,18 @@ func (s *Store) Tx(ctx context.Context, fn func(tx *Store) error) error {
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
+	committed := false
+	defer func() {
+		if !committed { // fn failed or panicked
+			_ = sqlTx.Rollback()
+		}
+	}()
 	tx := *s
 	tx.w, tx.r, tx.inTx, tx.closers = sqlTx, sqlTx, true, nil
 	if err := fn(&tx); err != nil {
-		_ = sqlTx.Rollback()
 		return err
 	}
+	committed = true
 	if err := sqlTx.Commit(); err != nil {
 		return fmt.Errorf("commit: %w", mapErr(err))
 	}

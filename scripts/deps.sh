@@ -23,6 +23,8 @@ want nginx nginx
 want curl curl
 want sshd openssh-server
 want ssh-keygen openssh-client
+# PostgreSQL for test/pgtest: Debian keeps initdb and postgres off PATH.
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || want initdb postgresql
 
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   if ! command -v apt-get >/dev/null 2>&1; then

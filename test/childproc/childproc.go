@@ -17,8 +17,14 @@ type Process struct {
 }
 
 // Start starts cmd in its own process group, killed when the test binary dies.
+// A Credential already set on cmd.SysProcAttr is kept (a server that refuses
+// to run as root runs as another user).
 func Start(cmd *exec.Cmd) (*Process, error) {
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
+	attr := &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
+	if cmd.SysProcAttr != nil {
+		attr.Credential = cmd.SysProcAttr.Credential
+	}
+	cmd.SysProcAttr = attr
 	p := &Process{cmd: cmd, exited: make(chan struct{})}
 	started := make(chan error, 1)
 	go func() {

@@ -83,7 +83,7 @@ func newOperations(ctx context.Context, cfg Config, logger *slog.Logger) (*opera
 		Listen:      cfg.Sites.Nginx.Listen,
 		ProbeListen: cfg.Sites.Nginx.ProbeListen,
 		User:        cfg.Sites.Nginx.User,
-		Logger:      logger.With("component", "nginx"),
+		Logger:      logger, // the manager names itself (component=nginx)
 	}
 	if cfg.Sites.Nginx.RequestMetrics {
 		if op.siteLog, err = newSiteLog(agentDir, cfg.Sites.Nginx.User, logger); err != nil {

@@ -34,6 +34,7 @@ const usage = `usage:
   bench --site <site> backup [--with-files]
   bench --site <site> restore <sql[.gz]> [--with-public-files <tar>] [--with-private-files <tar>]
   bench --site <site> set-maintenance-mode on|off
+  bench --site <site> set-fault status|slow|memory|cpu|exit <value> | off
   bench drop-site <site> [--no-backup] [--force] [--archived-sites-path <dir>]`
 
 // SitesDir is the bench's sites folder.
@@ -45,6 +46,11 @@ func (b *Bench) Run(ctx context.Context, args []string) int {
 	err := b.dispatch(ctx, args)
 	if err == nil {
 		return 0
+	}
+	var exit *exitCodeError
+	if errors.As(err, &exit) {
+		fmt.Fprintf(b.Stderr, "bench: %v\n", err)
+		return exit.Code
 	}
 	var ue *usageError
 	if errors.As(err, &ue) {
@@ -109,6 +115,11 @@ options:
 			return err
 		}
 		return b.maintenanceCmd(site, rest)
+	case "set-fault":
+		if err := needSite(); err != nil {
+			return err
+		}
+		return b.setFaultCmd(site, rest)
 	case "help", "--help", "-h":
 		fmt.Fprintln(b.Stdout, usage)
 		return nil

@@ -51,9 +51,19 @@ func (b *Bench) serveCmd(ctx context.Context, args []string) error {
 	fmt.Fprintf(b.Stdout, "Serving the sites of %s on %s\n", b.SitesDir(), ln.Addr())
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
+	faultCtx, stopFaults := context.WithCancel(ctx)
+	defer stopFaults()
+	faultc := make(chan error, 1)
+	go func() { faultc <- (&processFaults{b: b, interval: time.Second}).run(faultCtx) }()
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serve: %w", err)
+	case err := <-faultc:
+		if err != nil {
+			srv.Close()
+			return err
+		}
+		<-ctx.Done()
 	case <-ctx.Done():
 	}
 	shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
@@ -166,6 +176,19 @@ func (h *SiteHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if sc == nil {
 		writeError(w, http.StatusNotFound, "DoesNotExistError", fmt.Sprintf("Site %s does not exist", site))
 		return
+	}
+	if f := sc.cfg.Fault; f.Delay > 0 || f.Status != 0 {
+		if f.Delay > 0 {
+			select {
+			case <-time.After(f.Delay):
+			case <-r.Context().Done():
+				return
+			}
+		}
+		if f.Status != 0 {
+			writeError(w, f.Status, "HybridFault", fmt.Sprintf("answers %d on purpose (set-fault)", f.Status))
+			return
+		}
 	}
 	if sc.cfg.Maintenance {
 		writeError(w, http.StatusServiceUnavailable, "SessionStopped", "The site is in maintenance mode")

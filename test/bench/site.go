@@ -50,6 +50,7 @@ type siteConfig struct {
 	DBHost      string
 	DBPort      int
 	Maintenance bool
+	Fault       fault
 }
 
 const (
@@ -126,6 +127,11 @@ func parseSiteConfig(site string, raw, common map[string]any) (*siteConfig, erro
 		cfg.Maintenance = v != "" && v != "0"
 	default:
 		problems = append(problems, fmt.Errorf("maintenance_mode is %v, want 0 or 1", v))
+	}
+	if f, err := parseFault(raw[faultKey]); err != nil {
+		problems = append(problems, err)
+	} else {
+		cfg.Fault = f
 	}
 	if cfg.DBName == "" {
 		problems = append(problems, errors.New("db_name is missing"))

@@ -191,15 +191,21 @@ func (s *Supervisor) run(ctx context.Context) {
 		}
 	}()
 	wait := minReconnect
+	warned := false // said once until the engine is reached again
 	for {
 		connected, err := l.session(ctx)
 		if ctx.Err() != nil {
 			return
 		}
 		if connected {
-			wait = minReconnect
+			wait, warned = minReconnect, false
 		}
-		s.logger.Warn("bench supervisor: docker engine unreachable; retrying", "err", err, "retry_in", wait)
+		if !warned {
+			s.logger.Warn("bench supervisor: docker engine unreachable; retrying in the background", "err", err)
+			warned = true
+		} else {
+			s.logger.Debug("bench supervisor: docker engine still unreachable", "err", err, "retry_in", wait)
+		}
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():

@@ -146,9 +146,9 @@ func (r *Runtime) intend(bench string) (done func()) {
 	}
 }
 
-// Intended says whether the agent is stopping, restarting or removing bench
+// intended says whether the agent is stopping, restarting or removing bench
 // on purpose, or did so within IntentGrace.
-func (r *Runtime) Intended(bench string) bool {
+func (r *Runtime) intended(bench string) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	in := r.intents[bench]

@@ -56,7 +56,7 @@ const (
 // policy does not bring such a container back, and every site of the bench
 // answers 502 until someone acts. The supervisor watches the engine's events
 // for the agent's bench containers and starts one that is no longer running,
-// unless the agent stopped it on purpose (Runtime.Intended), Docker's restart
+// unless the agent stopped it on purpose (Runtime.intended), Docker's restart
 // policy is bringing it back already, or it was never started (a job is
 // creating it). It does the same for every bench found stopped when it
 // starts and every ResyncInterval. Only benches in the agent's records
@@ -320,7 +320,7 @@ func (l *loop) event(ctx context.Context, msg events.Message) {
 // supervisor's to start: in the agent's records, not changed on purpose by
 // the agent, stopped after it ran, and not being restarted by Docker.
 func (l *loop) stopped(ctx context.Context, bench string) (container.InspectResponse, bool) {
-	if !l.rt.Exists(bench) || l.rt.Intended(bench) {
+	if !l.rt.Exists(bench) || l.rt.intended(bench) {
 		return container.InspectResponse{}, false
 	}
 	cctx, cancel := context.WithTimeout(ctx, callTimeout)

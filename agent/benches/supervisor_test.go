@@ -237,35 +237,47 @@ func TestSupervisor_BenchExitsAtOnce_BacksOffAndCountsFailures(t *testing.T) {
 		})
 		require.NoError(t, err)
 		var log syncBuffer
-		s := runSupervisor(ctx, t, rt, testSupervisorOptions(&log))
+		opts := testSupervisorOptions(&log)
+		opts.MinBackoff, opts.MaxBackoff = 400*time.Millisecond, 3200*time.Millisecond
+		s := runSupervisor(ctx, t, rt, opts)
 
 		stream := cli.Events(ctx, client.EventsListOptions{Filters: make(client.Filters).
 			Add("type", string(events.ContainerEventType)).Add("container", ContainerName(c.Name)).
-			Add("event", string(events.ActionStart))})
+			Add("event", string(events.ActionStart), string(events.ActionDie))})
 		_, err = cli.ContainerStart(ctx, ContainerName(c.Name), client.ContainerStartOptions{})
 		require.NoError(t, err)
-		var startTimes []time.Time
-		for len(startTimes) < 6 {
+		// From each exit to the supervisor's next start: at least the
+		// backoff, plus what Docker takes to start a container.
+		var gaps []time.Duration
+		var died time.Time
+		for len(gaps) < 5 {
 			select {
 			case msg := <-stream.Messages:
-				startTimes = append(startTimes, time.Unix(0, msg.TimeNano))
+				at := time.Unix(0, msg.TimeNano)
+				switch msg.Action {
+				case events.ActionDie:
+					died = at
+				case events.ActionStart:
+					if !died.IsZero() {
+						gaps = append(gaps, at.Sub(died))
+						died = time.Time{}
+					}
+				}
 			case err := <-stream.Err:
 				t.Fatalf("events: %v", err)
-			case <-time.After(10 * time.Second):
-				t.Fatalf("only %d starts of the bench that exits at once", len(startTimes))
+			case <-time.After(15 * time.Second):
+				t.Fatalf("only %d starts again of the bench that exits at once", len(gaps))
 			}
 		}
-		var gaps []time.Duration
-		for i := 1; i < len(startTimes); i++ {
-			gaps = append(gaps, startTimes[i].Sub(startTimes[i-1]))
+		t.Logf("from exit to start again: %v", gaps)
+		// 400 ms, 800 ms, 1.6 s, 3.2 s, then 3.2 s at most: the backoff
+		// doubles up to the maximum. The slack for Docker (2.5 s) keeps the
+		// first gap below the fourth and the last below a further doubling.
+		for i, want := range []time.Duration{400, 800, 1600, 3200, 3200} {
+			want *= time.Millisecond
+			require.GreaterOrEqual(t, gaps[i], want, "gap %d is shorter than its backoff: %v", i, gaps)
+			require.Less(t, gaps[i], want+2500*time.Millisecond, "gap %d is longer than its backoff: %v", i, gaps)
 		}
-		t.Logf("gaps between starts: %v", gaps)
-		// 200 ms, 400 ms, 800 ms, 1.6 s, 1.6 s: the gap grows up to the maximum.
-		for i := 1; i < 4; i++ {
-			require.Greater(t, gaps[i], gaps[i-1]+100*time.Millisecond, "gap %d does not grow: %v", i, gaps)
-		}
-		require.GreaterOrEqual(t, gaps[4], 1500*time.Millisecond, "%v", gaps)
-		require.Less(t, gaps[4], gaps[3]*3/2, "the gap grows past the maximum backoff: %v", gaps)
 
 		require.Eventually(t, func() bool {
 			starts, failures := counts(t, s, c.Name)

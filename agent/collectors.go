@@ -108,6 +108,12 @@ func buildCollectors(cfg Config, logger *slog.Logger, ops *operations) (*collect
 			return nil, err
 		}
 	}
+	if ops != nil {
+		// Started and closed with the bench operations.
+		if err := add("benchsupervisor", ops.supervisor); err != nil {
+			return nil, err
+		}
+	}
 	if ops != nil && ops.siteLog != nil {
 		// Started and closed with nginx, by the operations.
 		if err := add("sitelog", ops.siteLog); err != nil {

@@ -47,6 +47,8 @@ type operations struct {
 	// webConfig serves the API over TLS (api.web_config_file); "" is plain HTTP.
 	webConfig string
 	sites     *sites.Operations
+	// supervisor starts again a bench container stopped without the agent.
+	supervisor *benches.Supervisor
 }
 
 func newOperations(ctx context.Context, cfg Config, logger *slog.Logger) (*operations, error) {
@@ -138,6 +140,7 @@ func newOperations(ctx context.Context, cfg Config, logger *slog.Logger) (*opera
 		return fail(err)
 	}
 	op.sites = ops
+	op.supervisor = benches.NewSupervisor(ops.Runtime, benches.SupervisorOptions{Logger: logger.With("component", "benches")})
 	op.server = api.New(op.queue, ops, hash, logger.With("component", "api"))
 	return op, nil
 }
@@ -159,10 +162,14 @@ func (op *operations) start(ctx context.Context) {
 		op.logger.Error("refresh nginx configuration", "err", err)
 	}
 	op.queue.Start(ctx)
+	op.supervisor.Start(ctx)
 }
 
 func (op *operations) close() error {
 	var errs []error
+	if op.supervisor != nil {
+		errs = append(errs, op.supervisor.Close())
+	}
 	if op.queue != nil {
 		errs = append(errs, op.queue.Close())
 	}

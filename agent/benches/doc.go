@@ -11,4 +11,9 @@
 // or removed. A bench command whose context ends is ended too (SIGTERM, then
 // SIGKILL), through pidfds of its processes on the host, and Exec returns only
 // once it has exited. Its output is hostile: only a bounded tail is kept.
+//
+// Docker's restart policy ignores a container stopped by hand (docker kill,
+// docker stop): the Supervisor starts such a bench again, with a backoff,
+// unless the agent itself stopped it (the Runtime marks what it restarts,
+// changes or removes on purpose).
 package benches

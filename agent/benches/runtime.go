@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
@@ -61,6 +62,11 @@ type Options struct {
 	// (defaults "10m" and 3).
 	LogMaxSize  string
 	LogMaxFiles int
+
+	// IntentGrace is how long after the agent stopped, restarted or
+	// removed a bench on purpose the Supervisor still leaves its container
+	// alone (default 30 s): Docker's events arrive after the call returns.
+	IntentGrace time.Duration
 }
 
 // Defaults of Options.
@@ -70,12 +76,23 @@ const (
 	DefaultMemoryBytes = 2 << 30
 	DefaultLogMaxSize  = "10m"
 	DefaultLogMaxFiles = 3
+	DefaultIntentGrace = 30 * time.Second
 )
 
 // Runtime creates and drives bench containers.
 type Runtime struct {
 	cli  *client.Client
 	opts Options
+
+	mu      sync.Mutex
+	intents map[string]*intent // by bench
+}
+
+// intent marks a bench the agent is stopping, restarting or removing on
+// purpose, so the Supervisor does not start it again behind the job's back.
+type intent struct {
+	active int       // operations running now
+	until  time.Time // the last one ended; the mark holds until then
 }
 
 // New returns a runtime using cli.
@@ -104,7 +121,45 @@ func New(cli *client.Client, opts Options) *Runtime {
 	if opts.LogMaxFiles <= 0 {
 		opts.LogMaxFiles = DefaultLogMaxFiles
 	}
-	return &Runtime{cli: cli, opts: opts}
+	if opts.IntentGrace <= 0 {
+		opts.IntentGrace = DefaultIntentGrace
+	}
+	return &Runtime{cli: cli, opts: opts, intents: map[string]*intent{}}
+}
+
+// intend marks bench as changed on purpose until the returned func is called
+// and IntentGrace after it.
+func (r *Runtime) intend(bench string) (done func()) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	in := r.intents[bench]
+	if in == nil {
+		in = &intent{}
+		r.intents[bench] = in
+	}
+	in.active++
+	return func() {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		in.active--
+		in.until = time.Now().Add(r.opts.IntentGrace)
+	}
+}
+
+// intended says whether the agent is stopping, restarting or removing bench
+// on purpose, or did so within IntentGrace.
+func (r *Runtime) intended(bench string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	in := r.intents[bench]
+	if in == nil {
+		return false
+	}
+	if in.active > 0 || time.Now().Before(in.until) {
+		return true
+	}
+	delete(r.intents, bench)
+	return false
 }
 
 // Config is what the agent records of a bench, in <bench>/config/bench.json.
@@ -319,6 +374,7 @@ func (r *Runtime) resources(l agentapi.Limits) container.Resources {
 
 // Restart restarts the bench's container.
 func (r *Runtime) Restart(ctx context.Context, bench string) error {
+	defer r.intend(bench)()
 	ctr, err := r.owned(ctx, bench)
 	if err != nil {
 		return fmt.Errorf("restart bench %s: %w", bench, err)
@@ -332,6 +388,8 @@ func (r *Runtime) Restart(ctx context.Context, bench string) error {
 
 // SetLimits changes a running bench's limits and records them.
 func (r *Runtime) SetLimits(ctx context.Context, bench string, limits agentapi.Limits) error {
+	// A lower memory limit can end the bench's process: the job's doing.
+	defer r.intend(bench)()
 	c, err := r.ReadConfig(bench)
 	if err != nil {
 		return err
@@ -352,6 +410,7 @@ func (r *Runtime) SetLimits(ctx context.Context, bench string, limits agentapi.L
 // Remove stops and removes the bench's container. Idempotent. A container of
 // that name that is not the agent's is refused, not removed.
 func (r *Runtime) Remove(ctx context.Context, bench string) error {
+	defer r.intend(bench)()
 	ctr, err := r.owned(ctx, bench)
 	if cerrdefs.IsNotFound(err) {
 		return nil
@@ -369,6 +428,7 @@ func (r *Runtime) Remove(ctx context.Context, bench string) error {
 // Archive moves the bench's folder to <root>/archived/<bench>-<time>.
 // Idempotent: a bench already archived is not an error.
 func (r *Runtime) Archive(bench string, now time.Time) (string, error) {
+	defer r.intend(bench)()
 	src := r.Dir(bench)
 	if _, err := os.Stat(src); errors.Is(err, fs.ErrNotExist) {
 		return "", nil

@@ -69,8 +69,10 @@ const (
 	directoriesName = "directories"
 	processesName   = "processes"
 	// node_exporter's collectors that this package reimplements.
+	arpName       = "arp"
 	conntrackName = "conntrack"
 	cpuName       = "cpu"
+	entropyName   = "entropy"
 	filefdName    = "filefd"
 	loadavgName   = "loadavg"
 	meminfoName   = "meminfo"
@@ -78,8 +80,10 @@ const (
 	netstatName   = "netstat"
 	pressureName  = "pressure"
 	sockstatName  = "sockstat"
+	softnetName   = "softnet"
 	statName      = "stat"
 	timeName      = "time"
+	udpQueuesName = "udp_queues"
 	vmstatName    = "vmstat"
 )
 
@@ -280,6 +284,8 @@ type ownCollector interface {
 // nil when node_exporter's own is used.
 func newOwnCollector(logger *slog.Logger, name string, opts Options) (ownCollector, error) {
 	switch name {
+	case arpName:
+		return newArpCollector(opts.ProcFS, nodeFlag("collector.arp.device-exclude"), nodeFlag("collector.arp.device-include"))
 	case conntrackName:
 		return newConntrackCollector(opts.ProcFS), nil
 	case cpuName:
@@ -288,6 +294,8 @@ func newOwnCollector(logger *slog.Logger, name string, opts Options) (ownCollect
 			return nil, err // nil: node_exporter's own, for --collector.cpu.info
 		}
 		return c, nil
+	case entropyName:
+		return newEntropyCollector(opts.ProcFS), nil
 	case filefdName:
 		return newFilefdCollector(opts.ProcFS), nil
 	case loadavgName:
@@ -303,10 +311,14 @@ func newOwnCollector(logger *slog.Logger, name string, opts Options) (ownCollect
 		return newPressureCollector(opts.ProcFS), nil
 	case sockstatName:
 		return newSockstatCollector(opts.ProcFS), nil
+	case softnetName:
+		return newSoftnetCollector(opts.ProcFS), nil
 	case statName:
 		return newStatCollector(opts.ProcFS, nodeFlag("collector.stat.softirq") == "true"), nil
 	case timeName:
 		return newTimeCollector(opts.SysFS), nil
+	case udpQueuesName:
+		return newUDPQueuesCollector(opts.ProcFS), nil
 	case vmstatName:
 		return newVmstatCollector(opts.ProcFS, nodeFlag("collector.vmstat.fields"))
 	}

@@ -77,6 +77,7 @@ const (
 	loadavgName   = "loadavg"
 	meminfoName   = "meminfo"
 	netclassName  = "netclass"
+	netdevName    = "netdev"
 	netstatName   = "netstat"
 	pressureName  = "pressure"
 	sockstatName  = "sockstat"
@@ -305,6 +306,12 @@ func newOwnCollector(logger *slog.Logger, name string, opts Options) (ownCollect
 	case netclassName:
 		return newNetclassCollector(logger, opts.SysFS,
 			nodeFlag("collector.netclass.ignored-devices"), nodeFlag("collector.netclass.ignore-invalid-speed") == "true")
+	case netdevName:
+		c, err := newNetdevCollector(opts.ProcFS, opts.SysFS, opts.NetdevFromProcFS)
+		if c == nil || err != nil {
+			return nil, err // nil: node_exporter's own, for flags it does not follow
+		}
+		return c, nil
 	case netstatName:
 		return newNetstatCollector(opts.ProcFS, nodeFlag("collector.netstat.fields"))
 	case pressureName:

@@ -25,6 +25,7 @@ var nodeConstructors = map[string]func(*slog.Logger) (collector.Collector, error
 	filefdName:    collector.NewFileFDStatCollector,
 	loadavgName:   collector.NewLoadavgCollector,
 	meminfoName:   collector.NewMeminfoCollector,
+	netdevName:    collector.NewNetDevCollector,
 	pressureName:  collector.NewPressureStatsCollector,
 	sockstatName:  collector.NewSockStatCollector,
 	softnetName:   collector.NewSoftnetCollector,
@@ -281,4 +282,28 @@ func TestEntropy_NoPoolSize_AvailableThenError(t *testing.T) {
 	c = newEntropyCollector(procFixture(t, map[string]string{"sys/kernel/random/entropy_avail": "x\n", "sys/kernel/random/poolsize": "256\n"}))
 	t.Cleanup(c.close)
 	require.Error(t, c.Update(context.Background(), ch))
+}
+
+// Over netlink node_exporter also reports rx_nohandler, read here from sysfs;
+// a device that is gone has its file closed.
+func TestNetdev_NoHandlerFromSysfs_GoneDeviceForgotten(t *testing.T) {
+	head := "Inter-|   Receive                                                |  Transmit\n" +
+		" face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed\n"
+	procFS := procFixture(t, map[string]string{"net/dev": head +
+		"  eth0: 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16\n" +
+		"veth12: 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16\n"})
+	sysFS := procFixture(t, map[string]string{"class/net/eth0/statistics/rx_nohandler": "42\n"})
+	c, err := newNetdevCollector(procFS, sysFS, false)
+	require.NoError(t, err)
+	got := series(t, c)
+	require.Contains(t, got, `node_network_receive_nohandler_total{device="eth0"} 42`)
+	require.Contains(t, got, `node_network_transmit_carrier_total{device="eth0"} 15`)
+	require.NotContains(t, got, "veth12")
+	require.Equal(t, 17, strings.Count(got, "\n")+1)
+	require.NotNil(t, c.devices["eth0"])
+	require.GreaterOrEqual(t, c.devices["eth0"].noHandler.fd, 0)
+
+	require.NoError(t, os.WriteFile(filepath.Join(procFS, "net/dev"), []byte(head), 0o644))
+	require.Empty(t, series(t, c))
+	require.Empty(t, c.devices)
 }

@@ -69,23 +69,24 @@ const (
 	directoriesName = "directories"
 	processesName   = "processes"
 	// node_exporter's collectors that this package reimplements.
-	arpName       = "arp"
-	conntrackName = "conntrack"
-	cpuName       = "cpu"
-	entropyName   = "entropy"
-	filefdName    = "filefd"
-	loadavgName   = "loadavg"
-	meminfoName   = "meminfo"
-	netclassName  = "netclass"
-	netdevName    = "netdev"
-	netstatName   = "netstat"
-	pressureName  = "pressure"
-	sockstatName  = "sockstat"
-	softnetName   = "softnet"
-	statName      = "stat"
-	timeName      = "time"
-	udpQueuesName = "udp_queues"
-	vmstatName    = "vmstat"
+	arpName        = "arp"
+	conntrackName  = "conntrack"
+	cpuName        = "cpu"
+	entropyName    = "entropy"
+	filefdName     = "filefd"
+	filesystemName = "filesystem"
+	loadavgName    = "loadavg"
+	meminfoName    = "meminfo"
+	netclassName   = "netclass"
+	netdevName     = "netdev"
+	netstatName    = "netstat"
+	pressureName   = "pressure"
+	sockstatName   = "sockstat"
+	softnetName    = "softnet"
+	statName       = "stat"
+	timeName       = "time"
+	udpQueuesName  = "udp_queues"
+	vmstatName     = "vmstat"
 )
 
 func (o Options) withDefaults() Options {
@@ -299,6 +300,12 @@ func newOwnCollector(logger *slog.Logger, name string, opts Options) (ownCollect
 		return newEntropyCollector(opts.ProcFS), nil
 	case filefdName:
 		return newFilefdCollector(opts.ProcFS), nil
+	case filesystemName:
+		c, err := newFilesystemCollector(opts.ProcFS, opts.RootFS)
+		if c == nil || err != nil {
+			return nil, err // nil: node_exporter's own, for flags it does not follow
+		}
+		return c, nil
 	case loadavgName:
 		return newLoadavgCollector(opts.ProcFS), nil
 	case meminfoName:

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -19,19 +20,20 @@ import (
 // package reimplements with files kept open (netclass and netstat have tests
 // of their own).
 var nodeConstructors = map[string]func(*slog.Logger) (collector.Collector, error){
-	arpName:       collector.NewARPCollector,
-	conntrackName: collector.NewConntrackCollector,
-	entropyName:   collector.NewEntropyCollector,
-	filefdName:    collector.NewFileFDStatCollector,
-	loadavgName:   collector.NewLoadavgCollector,
-	meminfoName:   collector.NewMeminfoCollector,
-	netdevName:    collector.NewNetDevCollector,
-	pressureName:  collector.NewPressureStatsCollector,
-	sockstatName:  collector.NewSockStatCollector,
-	softnetName:   collector.NewSoftnetCollector,
-	udpQueuesName: collector.NewUDPqueuesCollector,
-	statName:      collector.NewStatCollector,
-	vmstatName:    collector.NewvmStatCollector,
+	arpName:        collector.NewARPCollector,
+	conntrackName:  collector.NewConntrackCollector,
+	entropyName:    collector.NewEntropyCollector,
+	filefdName:     collector.NewFileFDStatCollector,
+	filesystemName: collector.NewFilesystemCollector,
+	loadavgName:    collector.NewLoadavgCollector,
+	meminfoName:    collector.NewMeminfoCollector,
+	netdevName:     collector.NewNetDevCollector,
+	pressureName:   collector.NewPressureStatsCollector,
+	sockstatName:   collector.NewSockStatCollector,
+	softnetName:    collector.NewSoftnetCollector,
+	udpQueuesName:  collector.NewUDPqueuesCollector,
+	statName:       collector.NewStatCollector,
+	vmstatName:     collector.NewvmStatCollector,
 }
 
 // node_exporter's own collectors read the same fixture files (the process's
@@ -53,6 +55,13 @@ func TestReimplemented_SameAsNodeExporter(t *testing.T) {
 				names = []string{"node_time_zone_offset_seconds",
 					"node_time_clocksource_available_info", "node_time_clocksource_current_info"}
 				require.Contains(t, string(want), `device="1"`) // clocksource10
+			}
+			if name == filesystemName {
+				// The fixture's one mount is the fixture root, on this
+				// machine's disk: its free space moves.
+				names = []string{"node_filesystem_device_error", "node_filesystem_readonly", "node_filesystem_size_bytes",
+					"node_filesystem_files", "node_filesystem_mount_info", "node_filesystem_purgeable_bytes"}
+				require.Contains(t, string(want), `node_filesystem_size_bytes{device="/dev/vda1",device_error="",fstype="ext4",mountpoint="/"}`)
 			}
 			for range 2 { // the second update reads the files kept open
 				require.NoError(t, testutil.GatherAndCompare(registryOf(t, ours), bytes.NewReader(want), names...))
@@ -306,4 +315,35 @@ func TestNetdev_NoHandlerFromSysfs_GoneDeviceForgotten(t *testing.T) {
 	require.NoError(t, os.WriteFile(filepath.Join(procFS, "net/dev"), []byte(head), 0o644))
 	require.Empty(t, series(t, c))
 	require.Empty(t, c.devices)
+}
+
+func TestFilesystem_ErrorsReadOnlyEscapesAndStuckMounts(t *testing.T) {
+	rootFS := t.TempDir()
+	require.NoError(t, os.MkdirAll(filepath.Join(rootFS, "data dir"), 0o755))
+	procFS := procFixture(t, map[string]string{"1/mountinfo": "" +
+		"24 1 254:1 / / rw,relatime shared:1 - ext4 /dev/vda1 rw\n" +
+		"25 24 254:2 / /data\\040dir ro,relatime - ext4 /dev/vdb1 rw\n" +
+		"26 24 0:5 / /gone rw - ext4 /dev/vdc1 emergency_ro\n" +
+		"27 24 0:21 / /proc rw,relatime - proc proc rw\n" +
+		"28 24 0:22 / /stuck rw - nfs server:/x rw\n"})
+	c, err := newFilesystemCollector(procFS, rootFS)
+	require.NoError(t, err)
+	c.pending["/stuck"] = time.Now().Add(-c.timeout)
+	got := series(t, c)
+	for _, want := range []string{
+		`node_filesystem_readonly{device="/dev/vda1",device_error="",fstype="ext4",mountpoint="/"} 0`,
+		`node_filesystem_readonly{device="/dev/vdb1",device_error="",fstype="ext4",mountpoint="/data dir"} 1`,
+		`node_filesystem_mount_info{device="/dev/vdb1",major="254",minor="2",mountpoint="/data dir"} 1`,
+		`node_filesystem_device_error{device="/dev/vdc1",device_error="no such file or directory",fstype="ext4",mountpoint="/gone"} 1`,
+		`node_filesystem_readonly{device="/dev/vdc1",device_error="no such file or directory",fstype="ext4",mountpoint="/gone"} 1`,
+		`node_filesystem_device_error{device="server:/x",device_error="mountpoint timeout",fstype="nfs",mountpoint="/stuck"} 1`,
+	} {
+		require.Contains(t, got, want)
+	}
+	require.NotContains(t, got, `mountpoint="/proc"`)
+	require.NotContains(t, got, `node_filesystem_size_bytes{device="/dev/vdc1"`)
+	require.Equal(t, 2*9+2+2, strings.Count(got, "\n")+1) // two mounts with all nine, one failed, one stuck
+
+	delete(c.pending, "/stuck")
+	require.Contains(t, series(t, c), `device_error="no such file or directory",fstype="nfs",mountpoint="/stuck"`)
 }

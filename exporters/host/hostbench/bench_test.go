@@ -172,3 +172,33 @@ func processCPU(b *testing.B) time.Duration {
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// BenchmarkProcessCollector compares client_golang's process collector with
+// host.SelfCollector, which the agent registers in its place, in this
+// process (whose open files include the host collectors' kept ones).
+func BenchmarkProcessCollector(b *testing.B) {
+	h, err := realHost()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, c := range h.Collectors() { // open the files a running agent keeps open
+		_ = c.Update(context.Background(), make(chan prometheus.Metric, 1<<14))
+	}
+	for name, c := range map[string]prometheus.Collector{
+		"client_golang": collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		"self":          host.NewSelfCollector(""),
+	} {
+		b.Run(name, func(b *testing.B) {
+			ch := make(chan prometheus.Metric, 64)
+			b.ReportAllocs()
+			cpu := startCPU(b)
+			for b.Loop() {
+				c.Collect(ch)
+				for len(ch) > 0 {
+					<-ch
+				}
+			}
+			cpu.report()
+		})
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/hybridsuite/hybrid/exporters"
+	"github.com/hybridsuite/hybrid/exporters/host"
 	"github.com/hybridsuite/hybrid/internal/webauth"
 )
 
@@ -55,7 +56,7 @@ func New(cfg Config, logger *slog.Logger) (*Agent, error) {
 	reg.MustRegister(
 		exporters.NewSet(logger, cfg.CollectorTimeout, set.collectors, exporters.AlsoAsNode(set.nodeNames...)),
 		collectors.NewGoCollector(),
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		host.NewSelfCollector(""), // client_golang's process collector's series, for less
 	)
 	return &Agent{cfg: cfg, logger: logger, collectors: set, registry: reg, webConfig: webConfig, ops: ops}, nil
 }

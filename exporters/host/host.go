@@ -69,18 +69,24 @@ const (
 	directoriesName = "directories"
 	processesName   = "processes"
 	// node_exporter's collectors that this package reimplements.
-	conntrackName = "conntrack"
-	cpuName       = "cpu"
-	filefdName    = "filefd"
-	loadavgName   = "loadavg"
-	meminfoName   = "meminfo"
-	netclassName  = "netclass"
-	netstatName   = "netstat"
-	pressureName  = "pressure"
-	sockstatName  = "sockstat"
-	statName      = "stat"
-	timeName      = "time"
-	vmstatName    = "vmstat"
+	arpName        = "arp"
+	conntrackName  = "conntrack"
+	cpuName        = "cpu"
+	entropyName    = "entropy"
+	filefdName     = "filefd"
+	filesystemName = "filesystem"
+	loadavgName    = "loadavg"
+	meminfoName    = "meminfo"
+	netclassName   = "netclass"
+	netdevName     = "netdev"
+	netstatName    = "netstat"
+	pressureName   = "pressure"
+	sockstatName   = "sockstat"
+	softnetName    = "softnet"
+	statName       = "stat"
+	timeName       = "time"
+	udpQueuesName  = "udp_queues"
+	vmstatName     = "vmstat"
 )
 
 func (o Options) withDefaults() Options {
@@ -280,6 +286,8 @@ type ownCollector interface {
 // nil when node_exporter's own is used.
 func newOwnCollector(logger *slog.Logger, name string, opts Options) (ownCollector, error) {
 	switch name {
+	case arpName:
+		return newArpCollector(opts.ProcFS, nodeFlag("collector.arp.device-exclude"), nodeFlag("collector.arp.device-include"))
 	case conntrackName:
 		return newConntrackCollector(opts.ProcFS), nil
 	case cpuName:
@@ -288,8 +296,16 @@ func newOwnCollector(logger *slog.Logger, name string, opts Options) (ownCollect
 			return nil, err // nil: node_exporter's own, for --collector.cpu.info
 		}
 		return c, nil
+	case entropyName:
+		return newEntropyCollector(opts.ProcFS), nil
 	case filefdName:
 		return newFilefdCollector(opts.ProcFS), nil
+	case filesystemName:
+		c, err := newFilesystemCollector(opts.ProcFS, opts.RootFS)
+		if c == nil || err != nil {
+			return nil, err // nil: node_exporter's own, for flags it does not follow
+		}
+		return c, nil
 	case loadavgName:
 		return newLoadavgCollector(opts.ProcFS), nil
 	case meminfoName:
@@ -297,16 +313,26 @@ func newOwnCollector(logger *slog.Logger, name string, opts Options) (ownCollect
 	case netclassName:
 		return newNetclassCollector(logger, opts.SysFS,
 			nodeFlag("collector.netclass.ignored-devices"), nodeFlag("collector.netclass.ignore-invalid-speed") == "true")
+	case netdevName:
+		c, err := newNetdevCollector(opts.ProcFS, opts.SysFS, opts.NetdevFromProcFS)
+		if c == nil || err != nil {
+			return nil, err // nil: node_exporter's own, for flags it does not follow
+		}
+		return c, nil
 	case netstatName:
 		return newNetstatCollector(opts.ProcFS, nodeFlag("collector.netstat.fields"))
 	case pressureName:
 		return newPressureCollector(opts.ProcFS), nil
 	case sockstatName:
 		return newSockstatCollector(opts.ProcFS), nil
+	case softnetName:
+		return newSoftnetCollector(opts.ProcFS), nil
 	case statName:
 		return newStatCollector(opts.ProcFS, nodeFlag("collector.stat.softirq") == "true"), nil
 	case timeName:
 		return newTimeCollector(opts.SysFS), nil
+	case udpQueuesName:
+		return newUDPQueuesCollector(opts.ProcFS), nil
 	case vmstatName:
 		return newVmstatCollector(opts.ProcFS, nodeFlag("collector.vmstat.fields"))
 	}

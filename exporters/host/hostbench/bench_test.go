@@ -1,6 +1,7 @@
 package hostbench
 
 import (
+	"compress/gzip"
 	"context"
 	"io"
 	"log/slog"
@@ -63,9 +64,11 @@ func BenchmarkHostScrape(b *testing.B) {
 }
 
 // BenchmarkHostScrapeHTTP is BenchmarkHostScrape the way the agent serves it:
-// with the agent's own Go and process collectors, through promhttp, gzipped
-// for a client that accepts it as Prometheus does (minus the network and the
-// basic auth). Profile it with -cpuprofile to see the whole scrape path.
+// with the agent's own Go and process (SelfCollector) collectors and node_exporter's
+// node_scrape_collector_* series, through promhttp, gzipped at the fastest
+// level as agent/gzip.go does for a client that accepts it as Prometheus
+// does (minus the network and the basic auth). Profile it with -cpuprofile
+// to see the whole scrape path.
 func BenchmarkHostScrapeHTTP(b *testing.B) {
 	h, err := realHost()
 	if err != nil {
@@ -73,11 +76,21 @@ func BenchmarkHostScrapeHTTP(b *testing.B) {
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
-		exporters.NewSet(slog.New(slog.DiscardHandler), 10*time.Second, h.Collectors()),
+		exporters.NewSet(slog.New(slog.DiscardHandler), 10*time.Second, h.Collectors(), exporters.AlsoAsNode(h.NodeCollectorNames()...)),
 		collectors.NewGoCollector(),
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		host.NewSelfCollector(""),
 	)
-	handler := promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
+	inner := promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError, DisableCompression: true})
+	gz, err := gzip.NewWriterLevel(nil, gzip.BestSpeed)
+	if err != nil {
+		b.Fatal(err)
+	}
+	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		gz.Reset(w)
+		w.Header().Set("Content-Encoding", "gzip")
+		inner.ServeHTTP(gzipWriter{ResponseWriter: w, gz: gz}, r)
+		gz.Close()
+	})
 	req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
 	req.Header.Set("Accept-Encoding", "gzip")
 
@@ -95,6 +108,14 @@ func BenchmarkHostScrapeHTTP(b *testing.B) {
 	cpu.report()
 	b.ReportMetric(float64(size), "gzip-bytes")
 }
+
+// gzipWriter is agent/gzip.go's: the response, compressed.
+type gzipWriter struct {
+	http.ResponseWriter
+	gz *gzip.Writer
+}
+
+func (w gzipWriter) Write(p []byte) (int, error) { return w.gz.Write(p) }
 
 // BenchmarkHostCollector measures each collector alone, to find the costly ones.
 func BenchmarkHostCollector(b *testing.B) {
@@ -150,4 +171,34 @@ func processCPU(b *testing.B) time.Duration {
 		b.Fatal(err)
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkProcessCollector compares client_golang's process collector with
+// host.SelfCollector, which the agent registers in its place, in this
+// process (whose open files include the host collectors' kept ones).
+func BenchmarkProcessCollector(b *testing.B) {
+	h, err := realHost()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, c := range h.Collectors() { // open the files a running agent keeps open
+		_ = c.Update(context.Background(), make(chan prometheus.Metric, 1<<14))
+	}
+	for name, c := range map[string]prometheus.Collector{
+		"client_golang": collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		"self":          host.NewSelfCollector(""),
+	} {
+		b.Run(name, func(b *testing.B) {
+			ch := make(chan prometheus.Metric, 64)
+			b.ReportAllocs()
+			cpu := startCPU(b)
+			for b.Loop() {
+				c.Collect(ch)
+				for len(ch) > 0 {
+					<-ch
+				}
+			}
+			cpu.report()
+		})
+	}
 }

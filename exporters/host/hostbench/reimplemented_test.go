@@ -36,16 +36,20 @@ func TestReimplementedCollectors_SameAsNodeExporter_OnThisMachine(t *testing.T) 
 	h, err := realHost()
 	require.NoError(t, err)
 	for name, newNode := range map[string]func(*slog.Logger) (collector.Collector, error){
-		"conntrack": collector.NewConntrackCollector,
-		"filefd":    collector.NewFileFDStatCollector,
-		"loadavg":   collector.NewLoadavgCollector,
-		"meminfo":   collector.NewMeminfoCollector,
-		"netclass":  collector.NewNetClassCollector,
-		"netstat":   collector.NewNetStatCollector,
-		"pressure":  collector.NewPressureStatsCollector,
-		"sockstat":  collector.NewSockStatCollector,
-		"stat":      collector.NewStatCollector,
-		"vmstat":    collector.NewvmStatCollector,
+		"arp":        collector.NewARPCollector, // over netlink
+		"conntrack":  collector.NewConntrackCollector,
+		"entropy":    collector.NewEntropyCollector,
+		"filefd":     collector.NewFileFDStatCollector,
+		"loadavg":    collector.NewLoadavgCollector,
+		"meminfo":    collector.NewMeminfoCollector,
+		"netclass":   collector.NewNetClassCollector,
+		"netstat":    collector.NewNetStatCollector,
+		"pressure":   collector.NewPressureStatsCollector,
+		"sockstat":   collector.NewSockStatCollector,
+		"softnet":    collector.NewSoftnetCollector,
+		"stat":       collector.NewStatCollector,
+		"udp_queues": collector.NewUDPqueuesCollector,
+		"vmstat":     collector.NewvmStatCollector,
 	} {
 		t.Run(name, func(t *testing.T) {
 			var ours exporters.Collector = h.Collectors()[name]

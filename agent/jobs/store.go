@@ -112,6 +112,9 @@ var migrations = []string{
 // answered {"job": id} for a job it then forgets, and a lost step end re-runs
 // a step; job writes are few (a handful per step), so an fsync per commit
 // costs nothing that matters here.
+// readConns is how many reads run at once.
+const readConns = 4
+
 func openDB(ctx context.Context, path string) (w, r *sql.DB, err error) {
 	if path == "" || strings.ContainsAny(path, "?#") {
 		return nil, nil, fmt.Errorf("store path %q: empty or holds '?' or '#'", path)
@@ -140,7 +143,12 @@ func openDB(ctx context.Context, path string) (w, r *sql.DB, err error) {
 		w.Close()
 		return nil, nil, fmt.Errorf("open store %s: %w", path, err)
 	}
-	r.SetMaxOpenConns(4)
+	// Idle readers are kept (database/sql keeps 2 by default): a reopened
+	// connection parses the schema and prepares its statements again.
+	r.SetMaxOpenConns(readConns)
+	r.SetMaxIdleConns(readConns)
+	r.SetConnMaxIdleTime(0)
+	r.SetConnMaxLifetime(0)
 	if err := r.PingContext(ctx); err != nil {
 		w.Close()
 		r.Close()

@@ -63,6 +63,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(cfg.LogLevel)) // checked by Validate
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	smallDaemonMemory(logger)
 	if err := agent.Run(ctx, cfg, logger); err != nil {
 		logger.Error("hybrid-agent stopped", "err", err)
 		return 1

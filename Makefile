@@ -11,7 +11,7 @@ deps:
 	@bash scripts/deps.sh
 
 build:
-	$(GO) build -o bin/hybrid-agent ./cmd/hybrid-agent
+	CGO_ENABLED=0 $(GO) build -o bin/hybrid-agent ./cmd/hybrid-agent
 	$(GO) build -o bin/hybrid ./cmd/hybrid
 
 ## run: the agent and its exporters on this host, behind basic auth on localhost

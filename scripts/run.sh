@@ -22,7 +22,7 @@ stop_mariadb() { mariadb-admin --socket="$root/mariadb/mariadb.sock" shutdown >/
 trap stop_mariadb EXIT
 MARIADB_SOCKET="$root/mariadb/mariadb.sock" bash scripts/mariadb-up.sh "$root/agent/mariadb.cnf" "$root/agent/mariadb-admin.cnf"
 
-go build -o bin/hybrid-agent ./cmd/hybrid-agent
+CGO_ENABLED=0 go build -o bin/hybrid-agent ./cmd/hybrid-agent
 image=$(go run ./test/bench/cmd/bench-image)
 
 config=$root/agent/agent.yml

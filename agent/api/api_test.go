@@ -301,6 +301,16 @@ func BenchmarkAPI_PollJobs(b *testing.B) {
 	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
 }
 
+// BenchmarkAPI_PollPing is BenchmarkAPI_PollJobs's floor: the same 200
+// clients polling GET /ping, which reads nothing, on the same machine.
+func BenchmarkAPI_PollPing(b *testing.B) {
+	srv, _ := newServer(b)
+	b.ResetTimer()
+	lat := pollConcurrently(b, srv, 200, max(1, b.N/200), "/ping")
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+}
+
 // FuzzDecodeJSON: request decoding never panics, and accepts only one
 // well-formed object with known fields.
 func FuzzDecodeJSON(f *testing.F) {

@@ -121,6 +121,7 @@ type Options struct {
 // Queue runs jobs from its store. Its methods are safe for concurrent use.
 type Queue struct {
 	w, r        *sql.DB
+	reads       *reads // prepared on r
 	lock        *os.File
 	types       map[string]Type
 	typeNames   []string
@@ -230,6 +231,10 @@ func Open(ctx context.Context, opts Options) (*Queue, error) {
 		unlockFile(lock)
 		return nil, err
 	}
+	if q.reads, err = prepareReads(ctx, q.r); err != nil {
+		q.closeStore()
+		return nil, err
+	}
 	if err := q.recover(ctx); err != nil {
 		q.closeStore()
 		return nil, fmt.Errorf("recover jobs: %w", err)
@@ -276,7 +281,11 @@ func (q *Queue) Close() error {
 }
 
 func (q *Queue) closeStore() error {
-	err := errors.Join(q.r.Close(), q.w.Close())
+	var err error
+	if q.reads != nil {
+		err = q.reads.close()
+	}
+	err = errors.Join(err, q.r.Close(), q.w.Close())
 	unlockFile(q.lock)
 	return err
 }
@@ -365,21 +374,25 @@ func (q *Queue) Submit(ctx context.Context, s Submission) (job agentapi.Job, cre
 // Get returns the jobs with the ids, in that order; ErrNotFound naming the
 // first id missing.
 func (q *Queue) Get(ctx context.Context, ids ...string) ([]agentapi.Job, error) {
-	tx, err := q.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	arg, err := json.Marshal(ids)
 	if err != nil {
 		return nil, fmt.Errorf("get jobs: %w", err)
 	}
-	defer tx.Rollback()
+	found, _, err := loadJobs(ctx, q.reads.get, string(arg))
+	if err != nil {
+		return nil, fmt.Errorf("get jobs: %w", err)
+	}
+	byID := make(map[string]int, len(found))
+	for i, j := range found {
+		byID[j.ID] = i
+	}
 	out := make([]agentapi.Job, 0, len(ids))
 	for _, id := range ids {
-		js, _, err := loadJobs(ctx, tx, true, `WHERE id = ?`, id)
-		if err != nil {
-			return nil, fmt.Errorf("get job %q: %w", id, err)
-		}
-		if len(js) == 0 {
+		i, ok := byID[id]
+		if !ok {
 			return nil, fmt.Errorf("job %q: %w", id, ErrNotFound)
 		}
-		out = append(out, js[0])
+		out = append(out, found[i])
 	}
 	return out, nil
 }
@@ -390,16 +403,12 @@ func (q *Queue) List(ctx context.Context, status agentapi.Status, limit int) ([]
 	if limit <= 0 {
 		limit = 100
 	}
-	tx, err := q.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
-	if err != nil {
-		return nil, fmt.Errorf("list jobs: %w", err)
-	}
-	defer tx.Rollback()
 	var jobs []agentapi.Job
+	var err error
 	if status == "" {
-		jobs, _, err = loadJobs(ctx, tx, true, `ORDER BY seq DESC LIMIT ?`, limit)
+		jobs, _, err = loadJobs(ctx, q.reads.list, limit)
 	} else {
-		jobs, _, err = loadJobs(ctx, tx, true, `WHERE status = ? ORDER BY seq DESC LIMIT ?`, status, limit)
+		jobs, _, err = loadJobs(ctx, q.reads.listStatus, status, limit)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("list jobs: %w", err)
@@ -432,17 +441,13 @@ func (q *Queue) ListPage(ctx context.Context, lq ListQuery) ([]agentapi.Job, int
 	if before <= 0 {
 		before = 1<<63 - 1
 	}
-	tx, err := q.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
-	if err != nil {
-		return nil, 0, fmt.Errorf("list jobs: %w", err)
-	}
-	defer tx.Rollback()
 	var jobs []agentapi.Job
 	var seqs []int64
+	var err error
 	if lq.Status == "" {
-		jobs, seqs, err = loadJobs(ctx, tx, false, `WHERE seq < ? ORDER BY seq DESC LIMIT ?`, before, limit+1)
+		jobs, seqs, err = loadJobs(ctx, q.reads.page, before, limit+1)
 	} else {
-		jobs, seqs, err = loadJobs(ctx, tx, false, `WHERE status = ? AND seq < ? ORDER BY seq DESC LIMIT ?`, lq.Status, before, limit+1)
+		jobs, seqs, err = loadJobs(ctx, q.reads.pageStatus, lq.Status, before, limit+1)
 	}
 	if err != nil {
 		return nil, 0, fmt.Errorf("list jobs: %w", err)
@@ -599,11 +604,64 @@ func compactJSON(raw json.RawMessage) ([]byte, error) {
 	return b.Bytes(), nil
 }
 
-// loadJobs reads the jobs a clause selects, with their steps (and their
-// output when withOutput), and their seqs.
-func loadJobs(ctx context.Context, tx *sql.Tx, withOutput bool, clause string, args ...any) ([]agentapi.Job, []int64, error) {
-	rows, err := tx.QueryContext(ctx, `SELECT seq, id, type, status, request, result, error, created_at,
-		started_at, ended_at, attempts, callback_url FROM jobs `+clause, args...)
+// reads are the statements that answer Get, List and ListPage, prepared
+// once: parsing SQL was most of a poll's cost. Each reads a job and its steps
+// in one statement (one snapshot, no transaction, no query per job).
+type reads struct {
+	get, list, listStatus, page, pageStatus *sql.Stmt
+}
+
+// jobsWithSteps selects the jobs the inner query gives, one row per step
+// (one with NULL steps for a job without any), ordered by job then step.
+func jobsWithSteps(inner, order string, withOutput bool) string {
+	output := "''"
+	if withOutput {
+		output = "s.output"
+	}
+	return `SELECT j.seq, j.id, j.type, j.status, j.request, j.result, j.error, j.created_at,
+		j.started_at, j.ended_at, j.attempts, j.callback_url,
+		s.name, s.status, s.started_at, s.ended_at, ` + output + `, s.error, s.attempts
+		FROM (SELECT * FROM jobs ` + inner + `) j LEFT JOIN steps s ON s.job_seq = j.seq
+		ORDER BY j.seq ` + order + `, s.idx`
+}
+
+func prepareReads(ctx context.Context, db *sql.DB) (*reads, error) {
+	r := &reads{}
+	for _, p := range []struct {
+		stmt  **sql.Stmt
+		query string
+	}{
+		// The ids come as one JSON array, so one statement serves any count.
+		{&r.get, jobsWithSteps(`WHERE id IN (SELECT value FROM json_each(?))`, "", true)},
+		{&r.list, jobsWithSteps(`ORDER BY seq DESC LIMIT ?`, "DESC", true)},
+		{&r.listStatus, jobsWithSteps(`WHERE status = ? ORDER BY seq DESC LIMIT ?`, "DESC", true)},
+		{&r.page, jobsWithSteps(`WHERE seq < ? ORDER BY seq DESC LIMIT ?`, "DESC", false)},
+		{&r.pageStatus, jobsWithSteps(`WHERE status = ? AND seq < ? ORDER BY seq DESC LIMIT ?`, "DESC", false)},
+	} {
+		stmt, err := db.PrepareContext(ctx, p.query)
+		if err != nil {
+			r.close()
+			return nil, fmt.Errorf("prepare reads: %w", err)
+		}
+		*p.stmt = stmt
+	}
+	return r, nil
+}
+
+func (r *reads) close() error {
+	var errs []error
+	for _, s := range []*sql.Stmt{r.get, r.list, r.listStatus, r.page, r.pageStatus} {
+		if s != nil {
+			errs = append(errs, s.Close())
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// loadJobs reads the jobs a statement of reads selects, with their steps,
+// and their seqs.
+func loadJobs(ctx context.Context, stmt *sql.Stmt, args ...any) ([]agentapi.Job, []int64, error) {
+	rows, err := stmt.QueryContext(ctx, args...)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -613,60 +671,44 @@ func loadJobs(ctx context.Context, tx *sql.Tx, withOutput bool, clause string, a
 	for rows.Next() {
 		var j agentapi.Job
 		var seq, created int64
-		var request, result []byte
+		// RawBytes: a job's request and result repeat on each of its steps'
+		// rows and are copied once, below.
+		var request, result sql.RawBytes
 		var started, ended sql.NullInt64
+		var stepName, stepStatus, stepOutput, stepError sql.NullString
+		var stepStarted, stepEnded, stepAttempts sql.NullInt64
 		if err := rows.Scan(&seq, &j.ID, &j.Type, &j.Status, &request, &result, &j.Error, &created,
-			&started, &ended, &j.Attempts, &j.CallbackURL); err != nil {
+			&started, &ended, &j.Attempts, &j.CallbackURL,
+			&stepName, &stepStatus, &stepStarted, &stepEnded, &stepOutput, &stepError, &stepAttempts); err != nil {
 			return nil, nil, err
 		}
-		if string(request) != "null" {
-			j.Request = request
+		if len(seqs) == 0 || seqs[len(seqs)-1] != seq {
+			if string(request) != "null" {
+				j.Request = bytes.Clone(request)
+			}
+			if len(result) > 0 {
+				j.Result = bytes.Clone(result)
+			}
+			j.CreatedAt = time.Unix(0, created).UTC()
+			j.StartedAt = timePtr(started)
+			j.EndedAt = timePtr(ended)
+			j.Steps = []agentapi.Step{}
+			jobs = append(jobs, j)
+			seqs = append(seqs, seq)
 		}
-		if len(result) > 0 {
-			j.Result = result
+		if !stepName.Valid {
+			continue // a job without steps
 		}
-		j.CreatedAt = time.Unix(0, created).UTC()
-		j.StartedAt = timePtr(started)
-		j.EndedAt = timePtr(ended)
-		j.Steps = []agentapi.Step{}
-		jobs = append(jobs, j)
-		seqs = append(seqs, seq)
+		last := &jobs[len(jobs)-1]
+		last.Steps = append(last.Steps, agentapi.Step{
+			Name:      stepName.String,
+			Status:    agentapi.Status(stepStatus.String),
+			StartedAt: timePtr(stepStarted),
+			EndedAt:   timePtr(stepEnded),
+			Output:    stepOutput.String,
+			Error:     stepError.String,
+			Attempts:  int(stepAttempts.Int64),
+		})
 	}
-	if err := rows.Err(); err != nil {
-		return nil, nil, err
-	}
-	rows.Close()
-	for i, seq := range seqs {
-		steps, err := loadSteps(ctx, tx, seq, withOutput)
-		if err != nil {
-			return nil, nil, err
-		}
-		jobs[i].Steps = steps
-	}
-	return jobs, seqs, nil
-}
-
-func loadSteps(ctx context.Context, tx *sql.Tx, seq int64, withOutput bool) ([]agentapi.Step, error) {
-	output := "''"
-	if withOutput {
-		output = "output"
-	}
-	rows, err := tx.QueryContext(ctx, `SELECT name, status, started_at, ended_at, `+output+`, error, attempts
-		FROM steps WHERE job_seq = ? ORDER BY idx`, seq)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	steps := []agentapi.Step{}
-	for rows.Next() {
-		var s agentapi.Step
-		var started, ended sql.NullInt64
-		if err := rows.Scan(&s.Name, &s.Status, &started, &ended, &s.Output, &s.Error, &s.Attempts); err != nil {
-			return nil, err
-		}
-		s.StartedAt = timePtr(started)
-		s.EndedAt = timePtr(ended)
-		steps = append(steps, s)
-	}
-	return steps, rows.Err()
+	return jobs, seqs, rows.Err()
 }

@@ -179,6 +179,99 @@ func TestGet_Missing_ErrNotFoundNamesID(t *testing.T) {
 	assert.ErrorContains(t, err, `"j2"`)
 }
 
+// TestGet_ManyIDs_InTheirOrderEachWithItsSteps: Get reads every job and
+// step in one statement; each job gets its own steps, in order, with their
+// output, in the order the ids were asked (repeats included), and a List page
+// the same steps without output.
+func TestGet_ManyIDs_InTheirOrderEachWithItsSteps(t *testing.T) {
+	q := openTestQueue(t, Options{})
+	ctx := t.Context()
+	for i, id := range []string{"a", "b", "c"} {
+		var steps []scriptedStep
+		for n := range i + 1 {
+			steps = append(steps, scriptedStep{Name: fmt.Sprintf("%s%d", id, n), Print: id + " says hello"})
+		}
+		_, _, err := q.Submit(ctx, Submission{ID: id, Type: "test", Request: request(t, steps...)})
+		require.NoError(t, err)
+	}
+	q.Start(ctx)
+	for _, id := range []string{"a", "b", "c"} {
+		waitEnded(t, q, id)
+	}
+
+	got, err := q.Get(ctx, "c", "a", "b", "a")
+	require.NoError(t, err)
+	assert.Equal(t, []string{"c", "a", "b", "a"}, ids(got))
+	for _, j := range got {
+		require.Equal(t, agentapi.Success, j.Status, j.ID)
+		var names []string
+		for _, s := range j.Steps {
+			names = append(names, s.Name)
+			assert.Equal(t, j.ID+" says hello", s.Output)
+			assert.NotNil(t, s.EndedAt)
+		}
+		want := map[string][]string{"a": {"a0"}, "b": {"b0", "b1"}, "c": {"c0", "c1", "c2"}}[j.ID]
+		assert.Equal(t, want, names, j.ID)
+		assert.JSONEq(t, string(request(t, func() []scriptedStep {
+			var s []scriptedStep
+			for _, n := range want {
+				s = append(s, scriptedStep{Name: n, Print: j.ID + " says hello"})
+			}
+			return s
+		}()...)), string(j.Request))
+	}
+
+	page, next, err := q.ListPage(ctx, ListQuery{Limit: 2})
+	require.NoError(t, err)
+	assert.Equal(t, []string{"c", "b"}, ids(page))
+	require.Len(t, page[0].Steps, 3)
+	assert.Empty(t, page[0].Steps[2].Output, "a page leaves the output out")
+	page, next, err = q.ListPage(ctx, ListQuery{Limit: 2, Before: next})
+	require.NoError(t, err)
+	assert.Equal(t, []string{"a"}, ids(page))
+	assert.Zero(t, next)
+}
+
+// TestGet_ConcurrentWithWrites_EveryReadSucceeds: reads run on the read pool
+// beside the writer (WAL), under -race too.
+func TestGet_ConcurrentWithWrites_EveryReadSucceeds(t *testing.T) {
+	q := openTestQueue(t, Options{Workers: 2})
+	ctx := t.Context()
+	var all []string
+	for i := range 20 {
+		id := fmt.Sprintf("j%d", i)
+		_, _, err := q.Submit(ctx, Submission{ID: id, Type: "test", Request: request(t,
+			scriptedStep{Name: "one", Print: "x", Sleep: "5ms"}, scriptedStep{Name: "two"})})
+		require.NoError(t, err)
+		all = append(all, id)
+	}
+	q.Start(ctx)
+	errs := make(chan error, 16)
+	for range cap(errs) {
+		go func() {
+			for range 20 {
+				got, err := q.Get(ctx, all...)
+				if err == nil && len(got) != len(all) {
+					err = fmt.Errorf("got %d jobs", len(got))
+				}
+				for _, j := range got {
+					if err == nil && len(j.Steps) != 2 {
+						err = fmt.Errorf("job %s has %d steps", j.ID, len(j.Steps))
+					}
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range cap(errs) {
+		require.NoError(t, <-errs)
+	}
+}
+
 func TestList_NewestFirstByStatus(t *testing.T) {
 	q := openTestQueue(t, Options{})
 	ctx := t.Context()

@@ -63,6 +63,11 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(cfg.LogLevel)) // checked by Validate
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	if n, err := releaseStartupPages(); err != nil {
+		logger.Debug("release start-up pages", "err", err)
+	} else {
+		logger.Debug("released start-up pages", "bytes", n)
+	}
 	if err := agent.Run(ctx, cfg, logger); err != nil {
 		logger.Error("hybrid-agent stopped", "err", err)
 		return 1

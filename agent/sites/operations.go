@@ -83,13 +83,29 @@ func (o *Operations) Types() []jobs.Type {
 // BenchExists and SiteExists let the API refuse jobs on what is not there.
 func (o *Operations) BenchExists(bench string) bool { return o.Runtime.Exists(bench) }
 
-// SiteExists says whether the site has been created on the bench.
+// SiteExists says whether the site has been created on the bench: the
+// agent recorded it there (see recordSite) and the bench has its folder and
+// site_config.json, neither a link. The bench folder alone proves nothing:
+// the bench writes it.
 func (o *Operations) SiteExists(bench, site string) bool {
 	if names.Bench(bench) != nil || names.Site(site) != nil {
 		return false
 	}
-	_, err := os.Stat(o.siteConfig(bench, site))
-	return err == nil
+	if on, ok := o.recordedBench(site); !ok || on != bench {
+		return false
+	}
+	return o.siteFolderExists(bench, site)
+}
+
+// siteFolderExists says whether the bench has the site's folder and
+// site_config.json, taking no link.
+func (o *Operations) siteFolderExists(bench, site string) bool {
+	dir, err := os.Lstat(o.siteDir(bench, site))
+	if err != nil || !dir.IsDir() {
+		return false
+	}
+	fi, err := os.Lstat(o.siteConfig(bench, site))
+	return err == nil && fi.Mode().IsRegular()
 }
 
 // SiteBench names the bench the site is on, or is being created on: a site
@@ -349,6 +365,9 @@ func (o *Operations) siteNew(raw json.RawMessage) ([]jobs.Step, error) {
 			return o.createDatabase(ctx, db, password)
 		}},
 		{Name: "bench new-site", Run: func(ctx context.Context, run *jobs.Run) error {
+			if err := o.recordSite(req.Site, req.Bench); err != nil {
+				return err
+			}
 			if o.SiteExists(req.Bench, req.Site) {
 				run.Log("site exists already (an earlier attempt created it)")
 				return nil
@@ -392,6 +411,8 @@ func (o *Operations) undoSiteNew(bench, site string, failed int, run *jobs.Run) 
 		actions = append(actions, undoAction{"site folder " + o.siteDir(bench, site), func(ctx context.Context) error {
 			// RemoveAll does not follow symbolic links the bench may have put there.
 			return os.RemoveAll(o.siteDir(bench, site))
+		}}, undoAction{"site record " + o.recordPath(site), func(ctx context.Context) error {
+			return o.forgetSite(site)
 		}})
 	}
 	if failed >= 3 {

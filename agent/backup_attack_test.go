@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
@@ -224,5 +225,42 @@ func TestBackup_CancelledMidway_LeftoversRemovedAndNamed(t *testing.T) {
 	require.NoError(t, err)
 	for _, e := range entries {
 		t.Errorf("left in the backups folder after the cancelled backup: %s", e.Name())
+	}
+}
+
+// A bench whose backup prints tens of megabytes before its summary gets its
+// backup sealed: the agent reads the summary from the output's tail (before,
+// it kept the whole output in memory, as much as the bench printed).
+func TestBackup_BenchPrintsMegabytesBeforeSummary_SummaryFoundBackupSealed(t *testing.T) {
+	f := newBackupFixture(t, "bo", "loud.example.com")
+	slug := strings.ReplaceAll(f.site, ".", "_")
+	name := "20260102_030405-" + slug + "-database.sql.gz"
+	var dump bytes.Buffer
+	zw := gzip.NewWriter(&dump)
+	zw.Write([]byte("-- a dump\n"))
+	require.NoError(t, zw.Close())
+	path := filepath.Join(f.backupsDir(), name)
+	require.NoError(t, os.WriteFile(path, dump.Bytes(), 0o640))
+	require.NoError(t, os.Chown(path, 1000, 1000))
+
+	var out bytes.Buffer
+	line := strings.Repeat("\x1b[31mnoise \xff\xfe", 10) + "\n"
+	for out.Len() < 32<<20 {
+		out.WriteString(line)
+	}
+	fmt.Fprintf(&out, "Backup Summary for %s\nDatabase: ./%s/private/backups/%s 1.0KiB\n", f.site, f.site, name)
+	summary := filepath.Join(f.siteDir(), "backup_summary")
+	require.NoError(t, os.WriteFile(summary, out.Bytes(), 0o644))
+	t.Cleanup(func() { os.Remove(summary) })
+
+	job := f.api.run(f.sitePath("/backup"), agentapi.Backup{})
+	var res backup.Result
+	require.NoError(t, json.Unmarshal(job.Result, &res))
+	require.Equal(t, "20260102_030405", filepath.Base(res.Dir))
+	require.Len(t, res.Files, 1)
+	for _, s := range job.Steps {
+		// The tail is kept, made valid UTF-8 (a bad byte takes 3).
+		require.LessOrEqual(t, len(s.Output), 3*(64<<10), "a step keeps its output's tail")
+		require.True(t, utf8.ValidString(s.Output))
 	}
 }

@@ -264,3 +264,48 @@ func TestBackup_BenchPrintsMegabytesBeforeSummary_SummaryFoundBackupSealed(t *te
 		require.True(t, utf8.ValidString(s.Output))
 	}
 }
+
+// A bench can write its backups folder, so it can make up a backup there: a
+// folder with a manifest and files, newer than every real one. A prune
+// counts only backups the agent sealed: the made-up one does not push the
+// real one out (before, the agent deleted the real backup and kept the
+// bench's).
+func TestBackup_PruneWithBackupMadeUpByBench_RealBackupKept(t *testing.T) {
+	f := newBackupFixture(t, "bp", "prune.example.com")
+	job := f.api.run(f.sitePath("/backup"), agentapi.Backup{})
+	var real backup.Result
+	require.NoError(t, json.Unmarshal(job.Result, &real))
+
+	// The bench's copy of it under a newer id, owned by the bench.
+	const fakeID = "20991231_235959"
+	fake := filepath.Join(f.backupsDir(), fakeID)
+	require.NoError(t, os.Mkdir(fake, 0o755))
+	for _, file := range real.Files {
+		data, err := os.ReadFile(filepath.Join(real.Dir, file.Name))
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(filepath.Join(fake, file.Name), data, 0o644))
+	}
+	raw, err := os.ReadFile(filepath.Join(real.Dir, backup.ManifestName))
+	require.NoError(t, err)
+	var m map[string]any
+	require.NoError(t, json.Unmarshal(raw, &m))
+	m["id"] = fakeID
+	raw, err = json.Marshal(m)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(fake, backup.ManifestName), raw, 0o644))
+	require.NoError(t, filepath.Walk(fake, func(p string, _ os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Chown(p, 1000, 1000)
+	}))
+
+	one, zero, no := 1, 0, false
+	job = f.api.run(f.sitePath("/backups/prune"), agentapi.PruneBackups{KeepLast: &one, KeepDays: &zero, Offsite: &no})
+	var res agentapi.PruneResult
+	require.NoError(t, json.Unmarshal(job.Result, &res))
+	require.Empty(t, res.Local.Deleted)
+	require.Equal(t, []string{filepath.Base(real.Dir)}, res.Local.Kept)
+	_, err = backup.Verify(context.Background(), real.Dir)
+	require.NoError(t, err, "the real backup is there, whole")
+}

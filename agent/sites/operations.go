@@ -143,9 +143,11 @@ func (o *Operations) backupsDir(bench, site string) string {
 	return filepath.Join(o.realSitesDir(bench), site, "private", "backups")
 }
 
-// Sites lists a bench's sites.
+// Sites lists a bench's sites. The agent's records are listed, not the
+// bench's sites folder: the bench writes that folder, and could fill it
+// with names for every route and scrape to go through.
 func (o *Operations) Sites(bench string) ([]string, error) {
-	entries, err := os.ReadDir(o.Runtime.SitesDir(bench))
+	entries, err := os.ReadDir(filepath.Dir(o.recordPath("x")))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
@@ -154,8 +156,9 @@ func (o *Operations) Sites(bench string) ([]string, error) {
 	}
 	var out []string
 	for _, e := range entries {
-		if e.IsDir() && names.Site(e.Name()) == nil && o.SiteExists(bench, e.Name()) {
-			out = append(out, e.Name())
+		site, ok := strings.CutSuffix(e.Name(), ".json")
+		if ok && e.Type().IsRegular() && o.SiteExists(bench, site) {
+			out = append(out, site)
 		}
 	}
 	sort.Strings(out)

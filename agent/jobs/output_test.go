@@ -1,10 +1,15 @@
 package jobs
 
 import (
+	"context"
+	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/hybridsuite/hybrid/agent/agentapi"
 )
 
 // A bench's output is hostile: what a step keeps of it cannot drive the
@@ -55,4 +60,21 @@ func TestTail_FrontCut_PartialFirstLineDropped(t *testing.T) {
 	got, _ = big.take()
 	require.NotContains(t, got, secret[len(secret)-8:])
 	require.True(t, strings.HasPrefix(got, "zzzz"))
+}
+
+// A step's error quotes what a bench printed (the tail of a failed
+// command's output): the job's error is cleaned as its output is.
+func TestWorker_ErrorWithTerminalControls_RecordedClean(t *testing.T) {
+	typ := Type{Name: "loud", Steps: func(json.RawMessage) ([]Step, error) {
+		return []Step{{Name: "fails", Run: func(ctx context.Context, run *Run) error {
+			return errors.New("bench command exited 1: \x1b]0;owned\x07\x1b[2Jdone\rfake line")
+		}}}, nil
+	}}
+	q := openTestQueue(t, Options{Types: []Type{typ}})
+	q.Start(t.Context())
+	_, _, err := q.Submit(t.Context(), Submission{ID: "j1", Type: "loud"})
+	require.NoError(t, err)
+	job := waitEnded(t, q, "j1")
+	require.Equal(t, agentapi.Failure, job.Status)
+	require.Equal(t, "step fails: bench command exited 1: done\nfake line", job.Error)
 }

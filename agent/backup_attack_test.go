@@ -309,3 +309,22 @@ func TestBackup_PruneWithBackupMadeUpByBench_RealBackupKept(t *testing.T) {
 	_, err = backup.Verify(context.Background(), real.Dir)
 	require.NoError(t, err, "the real backup is there, whole")
 }
+
+// The bench can move a sealed backup from one of its sites' backups folder
+// to another's; a restore refuses a backup of another site.
+func TestRestore_SealedBackupOfAnotherSiteMovedIn_Refused(t *testing.T) {
+	f := newBackupFixture(t, "bm", "from.example.com")
+	other := "into.example.com"
+	f.api.run("/benches/"+f.bench+"/sites", agentapi.NewSite{Name: other})
+	job := f.api.run(f.sitePath("/backup"), agentapi.Backup{})
+	var res backup.Result
+	require.NoError(t, json.Unmarshal(job.Result, &res))
+	otherBackups := filepath.Join(f.root, "benches", f.bench, "sites", other, "private", "backups")
+	require.NoError(t, os.MkdirAll(otherBackups, 0o755))
+	moved := filepath.Join(otherBackups, filepath.Base(res.Dir))
+	require.NoError(t, os.Rename(res.Dir, moved))
+
+	job = f.api.runFailing("/benches/"+f.bench+"/sites/"+other+"/restore", agentapi.Restore{Path: filepath.Base(moved)})
+	require.Contains(t, job.Error, "is of site "+f.site+", not of "+other)
+	require.Contains(t, job.Error, "step check free disk", "refused before maintenance mode and the pre-restore backup")
+}

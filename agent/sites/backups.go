@@ -385,6 +385,11 @@ func (o *Operations) siteMigrate(raw json.RawMessage) ([]jobs.Step, error) {
 
 // benchRestore has the bench load a verified backup.
 func (o *Operations) benchRestore(ctx context.Context, run *jobs.Run, bench, site string, m backup.Manifest) error {
+	// The bench can move a sealed backup from one site's backups folder
+	// to another's: sealed, it still says whose it is.
+	if m.Site != site {
+		return fmt.Errorf("backup %s is of site %s, not of %s", m.Dir, m.Site, site)
+	}
 	rel, err := filepath.Rel(o.realSitesDir(bench), m.Dir)
 	if err != nil || strings.HasPrefix(rel, "..") {
 		return fmt.Errorf("backup %s is not in bench %s's sites folder", m.Dir, bench)

@@ -17,6 +17,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hybridsuite/hybrid/agent/agentapi"
@@ -58,6 +59,11 @@ type Operations struct {
 	Retention backup.Retention
 	// Statfs reports free space; nil is unix.Statfs (tests stand in).
 	Statfs backup.Statfs
+
+	// routeMu makes each route's listing and its Apply one step: two jobs
+	// routing at once could otherwise apply their lists in the other
+	// order, the older list last, and drop a site the newer one has.
+	routeMu sync.Mutex
 }
 
 // Types lists the job types, the one place they are wired.
@@ -167,6 +173,12 @@ func (o *Operations) Sites(bench string) ([]string, error) {
 
 // route makes the host nginx match what is on disk: every bench and its sites.
 func (o *Operations) route(ctx context.Context, run *jobs.Run) error {
+	return o.applyRoutes(ctx, run.Log)
+}
+
+func (o *Operations) applyRoutes(ctx context.Context, logf func(string, ...any)) error {
+	o.routeMu.Lock()
+	defer o.routeMu.Unlock()
 	list, err := o.Runtime.List()
 	if err != nil {
 		return err
@@ -183,7 +195,7 @@ func (o *Operations) route(ctx context.Context, run *jobs.Run) error {
 			ss = append(ss, nginx.Site{Name: s, Bench: b.Name})
 		}
 	}
-	run.Log("routing %d sites on %d benches", len(ss), len(bs))
+	logf("routing %d sites on %d benches", len(ss), len(bs))
 	return o.Router.Apply(ctx, bs, ss)
 }
 

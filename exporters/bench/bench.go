@@ -23,7 +23,7 @@ type Options struct {
 	// Client, when set, is used instead of one made from DockerHost, and
 	// is not closed by Close: its owner (the agent, whose bench operations
 	// use it too) closes it.
-	Client *client.Client
+	Client     *client.Client
 	Label      string // default "io.hybrid.bench"
 	CgroupRoot string // default /sys/fs/cgroup
 	ProcRoot   string // default /proc

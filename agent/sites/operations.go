@@ -517,7 +517,7 @@ func (o *Operations) checkPing(ctx context.Context, run *jobs.Run, site string) 
 			return err
 		}
 		req.Host = site
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := noRedirects(10 * time.Second).Do(req)
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
@@ -561,12 +561,21 @@ func (o *Operations) now() time.Time {
 	return time.Now()
 }
 
+// noRedirects is a client for asking a bench: its answers are hostile, and
+// a redirect would have the agent request whatever URL the bench names (the
+// agent's own API, a cloud metadata service) from the host.
+func noRedirects(timeout time.Duration) *http.Client {
+	return &http.Client{Timeout: timeout, CheckRedirect: func(*http.Request, []*http.Request) error {
+		return http.ErrUseLastResponse
+	}}
+}
+
 // waitServing waits until the bench answers HTTP on addr, whatever the
 // status: a TCP connection alone proves nothing, since Docker's proxy
 // accepts on a published port whether the container listens or not.
 func waitServing(ctx context.Context, addr string, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
-	client := &http.Client{Timeout: 2 * time.Second}
+	client := noRedirects(2 * time.Second)
 	for {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/api/method/ping", nil)
 		if err != nil {

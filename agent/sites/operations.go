@@ -424,6 +424,10 @@ func (o *Operations) undoSiteNew(bench, site string, failed int, run *jobs.Run) 
 	var actions []undoAction
 	if failed >= 2 {
 		actions = append(actions, undoAction{"site folder " + o.siteDir(bench, site), func(ctx context.Context) error {
+			// A file of that name is the bench's, not a folder this job made.
+			if fi, err := os.Lstat(o.siteDir(bench, site)); err == nil && fi.Mode().IsRegular() {
+				return errors.New("a file, not a site folder: not this job's")
+			}
 			// RemoveAll does not follow symbolic links the bench may have put there.
 			return os.RemoveAll(o.siteDir(bench, site))
 		}}, undoAction{"site record " + o.recordPath(site), func(ctx context.Context) error {

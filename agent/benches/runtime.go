@@ -203,6 +203,11 @@ func (r *Runtime) Prepare(bench, image string, limits agentapi.Limits) (Config, 
 			return Config{}, fmt.Errorf("chown %s: %w", p, err)
 		}
 	}
+	// Closed to other users of the host: the sites' site_config.json
+	// files hold their database passwords, and Frappe writes them 0644.
+	if err := os.Chmod(r.Dir(bench), 0o750); err != nil {
+		return Config{}, fmt.Errorf("chmod %s: %w", r.Dir(bench), err)
+	}
 	port, err := freePort()
 	if err != nil {
 		return Config{}, err

@@ -291,3 +291,18 @@ func TestStart_TwoBenches_CannotReachEachOther_ReachTheHost(t *testing.T) {
 	gw := nw.Network.IPAM.Config[0].Gateway.String()
 	require.NoError(t, dialFrom(t, a.pid, net.JoinHostPort(gw, fmt.Sprint(l.Addr().(*net.TCPAddr).Port))), "a bench reaches the host")
 }
+
+// A bench's folder is closed to the host's other users: its sites'
+// site_config.json hold their database passwords, readable by all as Frappe
+// writes them.
+func TestPrepare_BenchFolder_ClosedToOtherUsers(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("bench folders are owned by uid 1000: run as root")
+	}
+	rt := New(nil, Options{Root: t.TempDir(), Label: testLabel})
+	_, err := rt.Prepare("closed", "image", agentapi.Limits{})
+	require.NoError(t, err)
+	fi, err := os.Stat(rt.Dir("closed"))
+	require.NoError(t, err)
+	require.Equal(t, os.FileMode(0o750), fi.Mode().Perm())
+}

@@ -3,6 +3,7 @@ package backup
 import (
 	"context"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"testing"
@@ -40,6 +41,10 @@ func TestSelectPrune(t *testing.T) {
 		"more than there are":     {Retention{KeepLast: 20}, 10, 0},
 		"zero keeps the newest":   {Retention{KeepLast: 0}, 1, 9},
 		"days cover every backup": {Retention{KeepLast: 1, KeepDays: 30}, 10, 0},
+		// days * 24h as a Duration overflowed: everything but the last
+		// was deleted.
+		"days past a Duration's range": {Retention{KeepLast: 1, KeepDays: 200_000}, 10, 0},
+		"days at most an int":          {Retention{KeepLast: 1, KeepDays: math.MaxInt32}, 10, 0},
 	} {
 		t.Run(name, func(t *testing.T) {
 			keep, remove := SelectPrune(backups, tc.r, now)

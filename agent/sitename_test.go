@@ -140,3 +140,31 @@ func TestSiteName_PlantedByABench_NeitherRoutedNorExisting(t *testing.T) {
 	code, body = siteGet(t, env.nginxAddr, squatted, http.MethodGet, "/api/method/ping", "")
 	require.Equal(t, http.StatusOK, code, body)
 }
+
+// A bench can remove its site's folder; the site's database stays. A new
+// site of that name, on another bench, does not take that database over
+// (handing one customer's data to another) nor drop it when it fails: it is
+// refused at its first step, and the database is as it was.
+func TestSiteNew_DatabaseOfASiteWhoseFolderIsGone_NotTakenOver(t *testing.T) {
+	env := newSiteEnv(t)
+	ag := startSiteAgent(t, env.cfg)
+	stamp := time.Now().UnixNano() % 1e8
+	a, b := fmt.Sprintf("la%d", stamp), fmt.Sprintf("lb%d", stamp)
+	env.removeBench(t, a)
+	env.removeBench(t, b)
+	ag.api.run("/benches", agentapi.NewBench{Name: a, Image: env.image})
+	ag.api.run("/benches", agentapi.NewBench{Name: b, Image: env.image})
+
+	site := "lost.example.com"
+	ag.api.run("/benches/"+a+"/sites", agentapi.NewSite{Name: site})
+	code, body := siteGet(t, env.nginxAddr, site, http.MethodPut, "/api/resource/KV/k", "first customer's")
+	require.Equal(t, http.StatusOK, code, body)
+	require.NoError(t, os.RemoveAll(filepath.Join(ag.root, "benches", a, "sites", site)))
+
+	job := ag.api.runFailing("/benches/"+b+"/sites", agentapi.NewSite{Name: site})
+	require.Equal(t, "claim the name", failedStep(job), job.Error)
+	require.Contains(t, job.Error, "exists with no site "+site+" on this server")
+	require.True(t, env.databaseExists(t, site), "the database is kept")
+	require.True(t, env.userExists(t, site))
+	require.NoDirExists(t, filepath.Join(ag.root, "benches", b, "sites", site))
+}

@@ -368,6 +368,14 @@ func (o *Operations) siteNew(raw json.RawMessage) ([]jobs.Step, error) {
 			if on, ok := o.SiteBench(req.Site); ok && (on != req.Bench || o.SiteExists(on, req.Site)) {
 				return fmt.Errorf("site %s exists on bench %s: a site name is unique on the server", req.Site, on)
 			}
+			// A database of the name with no site (its bench lost the
+			// site's folder) is another site's data: this job would hand
+			// it to the new site, or drop it in its undo.
+			if exists, err := o.databaseExists(ctx, db); err != nil {
+				return err
+			} else if exists {
+				return fmt.Errorf("database %s exists with no site %s on this server (a site whose folder is gone?): it is not taken over; archive that site or drop the database first", db, req.Site)
+			}
 			return nil
 		}},
 		{Name: "create database", Run: func(ctx context.Context, run *jobs.Run) error {
@@ -494,6 +502,17 @@ func (o *Operations) createDatabase(ctx context.Context, db, password string) er
 		}
 	}
 	return nil
+}
+
+func (o *Operations) databaseExists(ctx context.Context, db string) (bool, error) {
+	if o.Admin == nil {
+		return false, errors.New("no admin connection to MariaDB")
+	}
+	var n int
+	if err := o.Admin.QueryRowContext(ctx, "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?", db).Scan(&n); err != nil {
+		return false, fmt.Errorf("look for database %s: %w", db, err)
+	}
+	return n > 0, nil
 }
 
 func (o *Operations) dropDatabase(ctx context.Context, db string) error {

@@ -374,7 +374,7 @@ func (o *Operations) siteNew(raw json.RawMessage) ([]jobs.Step, error) {
 			if exists, err := o.databaseExists(ctx, db); err != nil {
 				return err
 			} else if exists {
-				return fmt.Errorf("database %s exists with no site %s on this server (a site whose folder is gone?): it is not taken over; archive that site or drop the database first", db, req.Site)
+				return fmt.Errorf("database %s exists with no site %s on this server (a site whose folder is gone?): it is not taken over: drop it first if it is not wanted", db, req.Site)
 			}
 			return nil
 		}},

@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
@@ -225,4 +226,105 @@ func TestBackup_CancelledMidway_LeftoversRemovedAndNamed(t *testing.T) {
 	for _, e := range entries {
 		t.Errorf("left in the backups folder after the cancelled backup: %s", e.Name())
 	}
+}
+
+// A bench whose backup prints tens of megabytes before its summary gets its
+// backup sealed: the agent reads the summary from the output's tail (before,
+// it kept the whole output in memory, as much as the bench printed).
+func TestBackup_BenchPrintsMegabytesBeforeSummary_SummaryFoundBackupSealed(t *testing.T) {
+	f := newBackupFixture(t, "bo", "loud.example.com")
+	slug := strings.ReplaceAll(f.site, ".", "_")
+	name := "20260102_030405-" + slug + "-database.sql.gz"
+	var dump bytes.Buffer
+	zw := gzip.NewWriter(&dump)
+	zw.Write([]byte("-- a dump\n"))
+	require.NoError(t, zw.Close())
+	path := filepath.Join(f.backupsDir(), name)
+	require.NoError(t, os.WriteFile(path, dump.Bytes(), 0o640))
+	require.NoError(t, os.Chown(path, 1000, 1000))
+
+	var out bytes.Buffer
+	line := strings.Repeat("\x1b[31mnoise \xff\xfe", 10) + "\n"
+	for out.Len() < 32<<20 {
+		out.WriteString(line)
+	}
+	fmt.Fprintf(&out, "Backup Summary for %s\nDatabase: ./%s/private/backups/%s 1.0KiB\n", f.site, f.site, name)
+	summary := filepath.Join(f.siteDir(), "backup_summary")
+	require.NoError(t, os.WriteFile(summary, out.Bytes(), 0o644))
+	t.Cleanup(func() { os.Remove(summary) })
+
+	job := f.api.run(f.sitePath("/backup"), agentapi.Backup{})
+	var res backup.Result
+	require.NoError(t, json.Unmarshal(job.Result, &res))
+	require.Equal(t, "20260102_030405", filepath.Base(res.Dir))
+	require.Len(t, res.Files, 1)
+	for _, s := range job.Steps {
+		// The tail is kept, made valid UTF-8 (a bad byte takes 3).
+		require.LessOrEqual(t, len(s.Output), 3*(64<<10), "a step keeps its output's tail")
+		require.True(t, utf8.ValidString(s.Output))
+	}
+}
+
+// A bench can write its backups folder, so it can make up a backup there: a
+// folder with a manifest and files, newer than every real one. A prune
+// counts only backups the agent sealed: the made-up one does not push the
+// real one out (before, the agent deleted the real backup and kept the
+// bench's).
+func TestBackup_PruneWithBackupMadeUpByBench_RealBackupKept(t *testing.T) {
+	f := newBackupFixture(t, "bp", "prune.example.com")
+	job := f.api.run(f.sitePath("/backup"), agentapi.Backup{})
+	var real backup.Result
+	require.NoError(t, json.Unmarshal(job.Result, &real))
+
+	// The bench's copy of it under a newer id, owned by the bench.
+	const fakeID = "20991231_235959"
+	fake := filepath.Join(f.backupsDir(), fakeID)
+	require.NoError(t, os.Mkdir(fake, 0o755))
+	for _, file := range real.Files {
+		data, err := os.ReadFile(filepath.Join(real.Dir, file.Name))
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(filepath.Join(fake, file.Name), data, 0o644))
+	}
+	raw, err := os.ReadFile(filepath.Join(real.Dir, backup.ManifestName))
+	require.NoError(t, err)
+	var m map[string]any
+	require.NoError(t, json.Unmarshal(raw, &m))
+	m["id"] = fakeID
+	raw, err = json.Marshal(m)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(fake, backup.ManifestName), raw, 0o644))
+	require.NoError(t, filepath.Walk(fake, func(p string, _ os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Chown(p, 1000, 1000)
+	}))
+
+	one, zero, no := 1, 0, false
+	job = f.api.run(f.sitePath("/backups/prune"), agentapi.PruneBackups{KeepLast: &one, KeepDays: &zero, Offsite: &no})
+	var res agentapi.PruneResult
+	require.NoError(t, json.Unmarshal(job.Result, &res))
+	require.Empty(t, res.Local.Deleted)
+	require.Equal(t, []string{filepath.Base(real.Dir)}, res.Local.Kept)
+	_, err = backup.Verify(context.Background(), real.Dir)
+	require.NoError(t, err, "the real backup is there, whole")
+}
+
+// The bench can move a sealed backup from one of its sites' backups folder
+// to another's; a restore refuses a backup of another site.
+func TestRestore_SealedBackupOfAnotherSiteMovedIn_Refused(t *testing.T) {
+	f := newBackupFixture(t, "bm", "from.example.com")
+	other := "into.example.com"
+	f.api.run("/benches/"+f.bench+"/sites", agentapi.NewSite{Name: other})
+	job := f.api.run(f.sitePath("/backup"), agentapi.Backup{})
+	var res backup.Result
+	require.NoError(t, json.Unmarshal(job.Result, &res))
+	otherBackups := filepath.Join(f.root, "benches", f.bench, "sites", other, "private", "backups")
+	require.NoError(t, os.MkdirAll(otherBackups, 0o755))
+	moved := filepath.Join(otherBackups, filepath.Base(res.Dir))
+	require.NoError(t, os.Rename(res.Dir, moved))
+
+	job = f.api.runFailing("/benches/"+f.bench+"/sites/"+other+"/restore", agentapi.Restore{Path: filepath.Base(moved)})
+	require.Contains(t, job.Error, "is of site "+f.site+", not of "+other)
+	require.Contains(t, job.Error, "step check free disk", "refused before maintenance mode and the pre-restore backup")
 }

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"slices"
 	"sort"
 
 	"golang.org/x/sys/unix"
@@ -26,8 +25,36 @@ func Entries(backupsDir string) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list backups folder: %w", err)
 	}
+	// The list goes into the job's result (stored, answered, called
+	// back): a folder the bench filled must not make it huge.
+	if len(names) > MaxBackupEntries {
+		return nil, fmt.Errorf("backups folder %s holds %d entries, more than %d: remove what is not a backup there first", backupsDir, len(names), MaxBackupEntries)
+	}
 	sort.Strings(names)
 	return names, nil
+}
+
+// MaxBackupEntries is the most entries a site's backups folder may hold
+// when a backup starts.
+const MaxBackupEntries = 10_000
+
+// maxNamed is how many names a Leftovers list gives; the rest are counted.
+const maxNamed = 100
+
+// named adds name to list, or counts it once list has maxNamed names.
+func named(list []string, more *int, name string) []string {
+	if len(list) < maxNamed {
+		return append(list, name)
+	}
+	*more++
+	return list
+}
+
+func andMore(list []string, more int) []string {
+	if more > 0 {
+		list = append(list, fmt.Sprintf("... and %d more", more))
+	}
+	return list
 }
 
 // Leftovers is what RemoveLeftovers found: what it removed, and what it
@@ -44,8 +71,7 @@ type Leftovers struct {
 // folder if it has no manifest (a seal cut short). Files and links are
 // unlinked, never followed; other folders (another backup's seal in
 // progress) are named in Left, not touched.
-func RemoveLeftovers(backupsDir string, before []string, ownID string) (Leftovers, error) {
-	var out Leftovers
+func RemoveLeftovers(backupsDir string, before []string, ownID string) (out Leftovers, err error) {
 	d, err := openDir(backupsDir)
 	if errors.Is(err, os.ErrNotExist) {
 		return out, nil
@@ -59,9 +85,24 @@ func RemoveLeftovers(backupsDir string, before []string, ownID string) (Leftover
 		return out, fmt.Errorf("clean backups folder: %w", err)
 	}
 	sort.Strings(names)
+	// What the bench left is hostile in number too: a set, not a scan of
+	// before per name, and lists and errors that stop growing.
+	known := make(map[string]bool, len(before))
+	for _, n := range before {
+		known[n] = true
+	}
 	var errs []error
+	var removedMore, leftMore int
+	defer func() {
+		out.Removed, out.Left = andMore(out.Removed, removedMore), andMore(out.Left, leftMore)
+	}()
+	fail := func(err error) {
+		if len(errs) < 10 {
+			errs = append(errs, err)
+		}
+	}
 	for _, name := range names {
-		if slices.Contains(before, name) {
+		if known[name] {
 			continue
 		}
 		st, err := d.lstat(name)
@@ -72,22 +113,22 @@ func RemoveLeftovers(backupsDir string, before []string, ownID string) (Leftover
 			// This backup's folder, without a manifest: its seal, cut short.
 			if ownID != "" && name == ownID && !hasManifest(d, name) {
 				if err := d.removeAll(name); err != nil {
-					errs = append(errs, err)
-					out.Left = append(out.Left, name+"/")
+					fail(err)
+					out.Left = named(out.Left, &leftMore, name+"/")
 					continue
 				}
-				out.Removed = append(out.Removed, name+"/")
+				out.Removed = named(out.Removed, &removedMore, name+"/")
 				continue
 			}
-			out.Left = append(out.Left, name+"/")
+			out.Left = named(out.Left, &leftMore, name+"/")
 			continue
 		}
 		if err := d.remove(name); err != nil && !errors.Is(err, os.ErrNotExist) {
-			errs = append(errs, err)
-			out.Left = append(out.Left, name)
+			fail(err)
+			out.Left = named(out.Left, &leftMore, name)
 			continue
 		}
-		out.Removed = append(out.Removed, name)
+		out.Removed = named(out.Removed, &removedMore, name)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return out, fmt.Errorf("clean backups folder: %w", err)

@@ -40,7 +40,9 @@ func SelectPrune(backups []Manifest, r Retention, now time.Time) (keep, remove [
 	sorted := append([]Manifest(nil), backups...)
 	sort.SliceStable(sorted, func(i, j int) bool { return sorted[i].ID < sorted[j].ID })
 	keepLast := max(r.KeepLast, 1)
-	cutoff := now.Add(-time.Duration(r.KeepDays) * 24 * time.Hour)
+	// AddDate, not a Duration: days * 24h overflows past 106751 days and
+	// turned "keep for a very long time" into "keep none for their age".
+	cutoff := now.AddDate(0, 0, -r.KeepDays)
 	for i, m := range sorted {
 		newest := i >= len(sorted)-keepLast
 		young := r.KeepDays > 0 && m.CreatedAt.After(cutoff)

@@ -3,6 +3,7 @@ package backup
 import (
 	"context"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"testing"
@@ -40,6 +41,10 @@ func TestSelectPrune(t *testing.T) {
 		"more than there are":     {Retention{KeepLast: 20}, 10, 0},
 		"zero keeps the newest":   {Retention{KeepLast: 0}, 1, 9},
 		"days cover every backup": {Retention{KeepLast: 1, KeepDays: 30}, 10, 0},
+		// days * 24h as a Duration overflowed: everything but the last
+		// was deleted.
+		"days past a Duration's range": {Retention{KeepLast: 1, KeepDays: 200_000}, 10, 0},
+		"days at most an int":          {Retention{KeepLast: 1, KeepDays: math.MaxInt32}, 10, 0},
 	} {
 		t.Run(name, func(t *testing.T) {
 			keep, remove := SelectPrune(backups, tc.r, now)
@@ -141,4 +146,34 @@ func TestOffsite_Delete_RemovesOnlyThatBackup(t *testing.T) {
 	bad := listed[0]
 	bad.OffsitePrefix = "other.example.com/2025-01-01/" + bad.ID
 	require.ErrorIs(t, o.Delete(ctx, bad), ErrInvalidName)
+}
+
+// A bench can fill its backups folder with names: what a backup records of
+// them (its job's result) stays bounded, and so does the time to clean
+// them.
+func TestRemoveLeftovers_FolderFilledByBench_ListsBounded(t *testing.T) {
+	_, backups := sealTestBackup(t)
+	before, err := Entries(backups)
+	require.NoError(t, err)
+	for i := range 5000 {
+		require.NoError(t, os.WriteFile(filepath.Join(backups, fmt.Sprintf("junk-%05d", i)), nil, 0o640))
+	}
+	for i := range 150 {
+		require.NoError(t, os.Mkdir(filepath.Join(backups, fmt.Sprintf("dir-%05d", i)), 0o750))
+	}
+	got, err := RemoveLeftovers(backups, before, "")
+	require.NoError(t, err)
+	require.Len(t, got.Removed, 101)
+	require.Equal(t, "... and 4900 more", got.Removed[100])
+	require.Len(t, got.Left, 101)
+	require.Equal(t, "... and 50 more", got.Left[100])
+	after, err := Entries(backups)
+	require.NoError(t, err)
+	require.Len(t, after, len(before)+150, "every file was removed, the folders left")
+
+	for i := range MaxBackupEntries {
+		require.NoError(t, os.WriteFile(filepath.Join(backups, fmt.Sprintf("junk-%05d", i)), nil, 0o640))
+	}
+	_, err = Entries(backups)
+	require.ErrorContains(t, err, fmt.Sprintf("more than %d: remove what is not a backup there first", MaxBackupEntries))
 }

@@ -108,8 +108,10 @@ func verifyFile(ctx context.Context, d *safeDir, want File, sealedOnly bool) err
 // first: folders named by a backup id with a valid manifest whose files are
 // all present, regular, with the recorded sizes. Folders without a manifest
 // (a seal in progress or interrupted) are not backups and are left out, as
-// are folders whose manifest does not match and links. List does not
-// re-hash; Verify does.
+// are folders whose manifest does not match, links, and folders the agent
+// did not seal (see checkSealed): the bench writes the backups folder, and a
+// backup it made up, newest of all, would have a prune delete the real ones.
+// List does not re-hash; Verify does.
 func List(backupsDir string) ([]Manifest, error) {
 	d, err := openDir(backupsDir)
 	if err != nil {
@@ -127,6 +129,10 @@ func List(backupsDir string) ([]Manifest, error) {
 		}
 		sd, err := d.sub(name)
 		if err != nil {
+			continue
+		}
+		if st, err := sd.stat(); err != nil || checkSealed(st) != nil {
+			sd.Close()
 			continue
 		}
 		m, err := readManifest(sd)

@@ -67,6 +67,13 @@ type Options struct {
 	// removed a bench on purpose the Supervisor still leaves its container
 	// alone (default 30 s): Docker's events arrive after the call returns.
 	IntentGrace time.Duration
+	// Network is the Docker network bench containers join (default
+	// DefaultNetwork), made when missing as a bridge whose containers
+	// cannot reach each other: on Docker's default bridge a bench reaches
+	// every other bench's ports directly, past nginx. They still reach
+	// the host (MariaDB through host-gateway) and serve on their
+	// published port.
+	Network string
 }
 
 // Defaults of Options.
@@ -77,6 +84,7 @@ const (
 	DefaultLogMaxSize  = "10m"
 	DefaultLogMaxFiles = 3
 	DefaultIntentGrace = 30 * time.Second
+	DefaultNetwork     = "hybrid-benches"
 )
 
 // Runtime creates and drives bench containers.
@@ -120,6 +128,9 @@ func New(cli *client.Client, opts Options) *Runtime {
 	}
 	if opts.LogMaxFiles <= 0 {
 		opts.LogMaxFiles = DefaultLogMaxFiles
+	}
+	if opts.Network == "" {
+		opts.Network = DefaultNetwork
 	}
 	if opts.IntentGrace <= 0 {
 		opts.IntentGrace = DefaultIntentGrace
@@ -247,6 +258,11 @@ func (r *Runtime) Prepare(bench, image string, limits agentapi.Limits) (Config, 
 			return Config{}, fmt.Errorf("chown %s: %w", p, err)
 		}
 	}
+	// Closed to other users of the host: the sites' site_config.json
+	// files hold their database passwords, and Frappe writes them 0644.
+	if err := os.Chmod(r.Dir(bench), 0o750); err != nil {
+		return Config{}, fmt.Errorf("chmod %s: %w", r.Dir(bench), err)
+	}
 	port, err := freePort()
 	if err != nil {
 		return Config{}, err
@@ -316,7 +332,11 @@ func (r *Runtime) create(ctx context.Context, c Config) (string, error) {
 	if r.opts.PidsLimit > 0 {
 		res.PidsLimit = &r.opts.PidsLimit
 	}
+	if err := r.ensureNetwork(ctx); err != nil {
+		return "", err
+	}
 	hc := &container.HostConfig{
+		NetworkMode:   container.NetworkMode(r.opts.Network),
 		RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyUnlessStopped},
 		Resources:     res,
 		ExtraHosts:    r.opts.ExtraHosts,
@@ -354,6 +374,36 @@ func (r *Runtime) create(ctx context.Context, c Config) (string, error) {
 		return "", fmt.Errorf("create container %s: %w", ContainerName(c.Name), err)
 	}
 	return created.ID, nil
+}
+
+// iccOption is the bridge driver's option that lets its containers reach
+// each other.
+const iccOption = "com.docker.network.bridge.enable_icc"
+
+// ensureNetwork makes the benches' network when it does not exist: a bridge
+// with inter-container traffic off. One that exists is used as it is (an
+// operator's own), unless it lets benches reach each other.
+func (r *Runtime) ensureNetwork(ctx context.Context) error {
+	name := r.opts.Network
+	res, err := r.cli.NetworkInspect(ctx, name, client.NetworkInspectOptions{})
+	if cerrdefs.IsNotFound(err) {
+		_, err = r.cli.NetworkCreate(ctx, name, client.NetworkCreateOptions{
+			Driver:  "bridge",
+			Options: map[string]string{iccOption: "false"},
+			Labels:  map[string]string{r.opts.Label: ""},
+		})
+		if err == nil || cerrdefs.IsConflict(err) { // made by a bench.new running at once
+			return nil
+		}
+		return fmt.Errorf("create network %s: %w", name, err)
+	}
+	if err != nil {
+		return fmt.Errorf("inspect network %s: %w", name, err)
+	}
+	if n := res.Network; n.Driver == "bridge" && n.Options[iccOption] != "false" {
+		return fmt.Errorf("network %s lets its containers reach each other (%s is not false): benches would reach each other's ports", name, iccOption)
+	}
+	return nil
 }
 
 // resources are a bench's limits: the request's, with the default memory

@@ -5,8 +5,10 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +16,7 @@ import (
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
 
 	"github.com/hybridsuite/hybrid/agent/agentapi"
 	"github.com/hybridsuite/hybrid/test/bench/benchimage"
@@ -203,4 +206,103 @@ func TestStart_NewContainer_HasSafeDefaultsAndServes(t *testing.T) {
 			require.NoError(t, rt.Remove(ctx, bench), "Remove is idempotent")
 		})
 	}
+}
+
+// dialFrom connects to addr from the network namespace of the process pid
+// (a container's), as that container would.
+func dialFrom(t *testing.T, pid int, addr string) error {
+	t.Helper()
+	errc := make(chan error, 1)
+	go func() {
+		// Never unlocked: the thread ends with the goroutine, in the
+		// container's namespace.
+		runtime.LockOSThread()
+		fd, err := unix.Open(fmt.Sprintf("/proc/%d/ns/net", pid), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			errc <- fmt.Errorf("open netns: %w", err)
+			return
+		}
+		defer unix.Close(fd)
+		if err := unix.Setns(fd, unix.CLONE_NEWNET); err != nil {
+			errc <- fmt.Errorf("setns: %w", err)
+			return
+		}
+		c, err := net.DialTimeout("tcp", addr, 3*time.Second)
+		if err == nil {
+			c.Close()
+		}
+		errc <- err
+	}()
+	return <-errc
+}
+
+// TestStart_TwoBenches_CannotReachEachOther_ReachTheHost: on Docker's
+// default bridge a bench reached every other bench's ports directly, past
+// nginx. Bench containers join a network whose containers cannot reach each
+// other; they still reach the host and serve on their published port.
+func TestStart_TwoBenches_CannotReachEachOther_ReachTheHost(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cli := dockertest.Client(t)
+	image := benchimage.Build(ctx, t, cli)
+	rt := New(cli, Options{Root: t.TempDir(), Label: testLabel})
+
+	type started struct {
+		pid  int
+		ip   string
+		port int
+	}
+	var benches []started
+	for range 2 {
+		bench := benchName(t) + fmt.Sprint(len(benches))
+		c, err := rt.Prepare(bench, image, agentapi.Limits{})
+		require.NoError(t, err)
+		removeOnCleanup(t, cli, bench)
+		require.NoError(t, rt.Start(ctx, c))
+		res, err := cli.ContainerInspect(ctx, ContainerName(bench), client.ContainerInspectOptions{})
+		require.NoError(t, err)
+		require.Equal(t, DefaultNetwork, string(res.Container.HostConfig.NetworkMode))
+		ep := res.Container.NetworkSettings.Networks[DefaultNetwork]
+		require.NotNil(t, ep, "on the benches' network")
+		requireServes(t, c.Port)
+		benches = append(benches, started{pid: res.Container.State.Pid, ip: ep.IPAddress.String(), port: c.Port})
+	}
+	a, b := benches[0], benches[1]
+	require.NoError(t, dialFrom(t, b.pid, net.JoinHostPort(b.ip, "8000")), "a bench reaches its own port")
+	require.Error(t, dialFrom(t, a.pid, net.JoinHostPort(b.ip, "8000")), "a bench reaches another bench's port")
+	require.Error(t, dialFrom(t, b.pid, net.JoinHostPort(a.ip, "8000")), "a bench reaches another bench's port")
+
+	// The host, on the network's gateway, as MariaDB is reached.
+	nw, err := cli.NetworkInspect(ctx, DefaultNetwork, client.NetworkInspectOptions{})
+	require.NoError(t, err)
+	require.NotEmpty(t, nw.Network.IPAM.Config)
+	l, err := net.Listen("tcp", "0.0.0.0:0")
+	require.NoError(t, err)
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	gw := nw.Network.IPAM.Config[0].Gateway.String()
+	require.NoError(t, dialFrom(t, a.pid, net.JoinHostPort(gw, fmt.Sprint(l.Addr().(*net.TCPAddr).Port))), "a bench reaches the host")
+}
+
+// A bench's folder is closed to the host's other users: its sites'
+// site_config.json hold their database passwords, readable by all as Frappe
+// writes them.
+func TestPrepare_BenchFolder_ClosedToOtherUsers(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("bench folders are owned by uid 1000: run as root")
+	}
+	rt := New(nil, Options{Root: t.TempDir(), Label: testLabel})
+	_, err := rt.Prepare("closed", "image", agentapi.Limits{})
+	require.NoError(t, err)
+	fi, err := os.Stat(rt.Dir("closed"))
+	require.NoError(t, err)
+	require.Equal(t, os.FileMode(0o750), fi.Mode().Perm())
 }

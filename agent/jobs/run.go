@@ -1,10 +1,12 @@
 package jobs
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"regexp"
 	"strings"
 	"sync"
 	"unicode/utf8"
@@ -100,6 +102,7 @@ type tail struct {
 	mu    sync.Mutex
 	buf   []byte
 	dirty bool
+	cut   bool // something was dropped from the front
 }
 
 func (t *tail) Write(p []byte) (int, error) {
@@ -107,30 +110,68 @@ func (t *tail) Write(p []byte) (int, error) {
 	defer t.mu.Unlock()
 	n := len(p)
 	if len(p) >= maxOutput {
+		t.cut = t.cut || len(p) > maxOutput || len(t.buf) > 0
 		t.buf = append(t.buf[:0], p[len(p)-maxOutput:]...)
 	} else {
 		t.buf = append(t.buf, p...)
 		if len(t.buf) > 2*maxOutput {
 			t.buf = append(t.buf[:0], t.buf[len(t.buf)-maxOutput:]...)
+			t.cut = true
 		}
 	}
 	t.dirty = true
 	return n, nil
 }
 
-// take returns the tail, as valid UTF-8, and whether it changed since the
-// last take.
+// take returns the tail, as valid UTF-8 without terminal control
+// sequences, and whether it changed since the last take. When the front
+// was cut, the first line, which lost its start, goes too: it may hold the
+// end of a secret whose start was dropped, which redaction cannot match
+// (unless it is the only line).
 func (t *tail) take() (string, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	b := t.buf
+	b, cut := t.buf, t.cut
 	if len(b) > maxOutput {
-		b = b[len(b)-maxOutput:]
+		b, cut = b[len(b)-maxOutput:], true
+	}
+	if cut {
+		if i := bytes.IndexByte(b, '\n'); i >= 0 {
+			b = b[i+1:]
+		}
 		for i := 0; i < utf8.UTFMax && len(b) > 0 && !utf8.RuneStart(b[0]); i++ {
 			b = b[1:]
 		}
 	}
 	dirty := t.dirty
 	t.dirty = false
-	return strings.ToValidUTF8(string(b), "\uFFFD"), dirty
+	return cleanOutput(b), dirty
+}
+
+// terminalSequence matches ANSI escape sequences: CSI (colours, cursor
+// moves, screen clears), OSC (window titles, hyperlinks, clipboard writes)
+// and the two-byte ones.
+var terminalSequence = regexp.MustCompile(`\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-Z\\-_]`)
+
+// cleanOutput makes a bench's output safe to show: valid UTF-8, without
+// terminal control sequences and control characters (but tabs and line
+// ends; a lone carriage return, which would let a line overwrite what was
+// printed before it on a terminal, becomes a line end). The output is
+// hostile: whoever reads a job in a terminal must see what it printed, not
+// have their terminal driven by it.
+func cleanOutput(b []byte) string {
+	s := strings.ToValidUTF8(string(b), "\uFFFD")
+	s = terminalSequence.ReplaceAllString(s, "")
+	s = strings.ReplaceAll(s, "\r\n", "\n")
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r == '\n' || r == '\t':
+			return r
+		case r == '\r':
+			return '\n'
+		case r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0):
+			return -1
+		}
+		return r
+	}, s)
 }

@@ -174,7 +174,9 @@ func (q *Queue) run(ctx context.Context, c *claimed, release func()) {
 	sec := q.secrets.child()
 	end := func(e ending) {
 		e.seq, e.typ = c.seq, c.typ
-		e.err, e.stepErr = sec.redact(e.err), sec.redact(e.stepErr)
+		// An error quotes what a bench printed (ExecError): cleaned as
+		// its output is.
+		e.err, e.stepErr = sec.redact(cleanOutput([]byte(e.err))), sec.redact(cleanOutput([]byte(e.stepErr)))
 		if e.output != nil {
 			o := sec.redact(*e.output)
 			e.output = &o

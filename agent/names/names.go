@@ -54,7 +54,20 @@ func Site(name string) error {
 	if allDigits(labels[len(labels)-1]) {
 		return bad("the last label is all digits, so it reads as an IP address; want a DNS name such as erp.example.com")
 	}
+	if frappeFile(name) {
+		return bad("a file of Frappe's sites folder has this name; a site there would take its place (and a failed site.new would remove it)")
+	}
 	return nil
+}
+
+// frappeFile says whether name is a file of a Frappe bench's sites folder,
+// beside the sites, that is a valid DNS name.
+func frappeFile(name string) bool {
+	switch name {
+	case "apps.txt", "apps.json", "currentsite.txt", "languages.txt":
+		return true
+	}
+	return false
 }
 
 func allDigits(s string) bool {

@@ -68,3 +68,14 @@ func TestDatabaseName_SafeAndUnique(t *testing.T) {
 func TestImage_ImageID_Accepted(t *testing.T) {
 	require.NoError(t, Image("sha256:"+strings.Repeat("ab", 32)))
 }
+
+// A Frappe bench keeps files beside its sites whose names are DNS names: a
+// site of that name would take the file's place, and a failed site.new's
+// undo would remove the bench's file.
+func TestSite_FrappeSitesFolderFile_Refused(t *testing.T) {
+	for _, name := range []string{"apps.txt", "apps.json", "currentsite.txt", "languages.txt"} {
+		err := Site(name)
+		require.ErrorContains(t, err, "a file of Frappe's sites folder has this name", name)
+	}
+	require.NoError(t, Site("apps.txt.example.com"))
+}

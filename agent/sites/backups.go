@@ -73,7 +73,7 @@ func (o *Operations) benchBackup(ctx context.Context, run *jobs.Run, slot result
 	// The bench names a backup by the second: one made in the second of an
 	// earlier one (a pre-restore backup right after a backup) is made again.
 	for attempt := 1; ; attempt++ {
-		var out bytes.Buffer
+		var out outputTail
 		err := o.Runtime.Exec(ctx, bench, io.MultiWriter(run.Output(), &out), args...)
 		var files []string
 		if err == nil {
@@ -102,6 +102,34 @@ func (o *Operations) benchBackup(ctx context.Context, run *jobs.Run, slot result
 		state.BenchFiles = files
 		return files, slot.set(run, state)
 	}
+}
+
+// maxSummary is how much of the end of `bench backup`'s output is kept to
+// find its summary in: the summary is its last lines.
+const maxSummary = 64 << 10
+
+// outputTail keeps the last maxSummary bytes written to it: the bench's
+// output is hostile, and a bench printing without end must not grow the
+// agent's memory without end.
+type outputTail struct{ b []byte }
+
+func (t *outputTail) Write(p []byte) (int, error) {
+	n := len(p)
+	if len(p) > maxSummary {
+		p = p[len(p)-maxSummary:]
+	}
+	t.b = append(t.b, p...)
+	if len(t.b) > 2*maxSummary {
+		t.b = append(t.b[:0], t.b[len(t.b)-maxSummary:]...)
+	}
+	return n, nil
+}
+
+func (t *outputTail) Bytes() []byte {
+	if len(t.b) > maxSummary {
+		return t.b[len(t.b)-maxSummary:]
+	}
+	return t.b
 }
 
 // sameIDAttempts bounds how often a backup is made again because the bench
@@ -357,6 +385,11 @@ func (o *Operations) siteMigrate(raw json.RawMessage) ([]jobs.Step, error) {
 
 // benchRestore has the bench load a verified backup.
 func (o *Operations) benchRestore(ctx context.Context, run *jobs.Run, bench, site string, m backup.Manifest) error {
+	// The bench can move a sealed backup from one site's backups folder
+	// to another's: sealed, it still says whose it is.
+	if m.Site != site {
+		return fmt.Errorf("backup %s is of site %s, not of %s", m.Dir, m.Site, site)
+	}
 	rel, err := filepath.Rel(o.realSitesDir(bench), m.Dir)
 	if err != nil || strings.HasPrefix(rel, "..") {
 		return fmt.Errorf("backup %s is not in bench %s's sites folder", m.Dir, bench)

@@ -74,3 +74,49 @@ func (o *Operations) release(kind, name, job string) error {
 	}
 	return nil
 }
+
+// A site record says which bench the agent created a site on: written by
+// site.new before the bench makes the site, removed by its undo and by
+// site.archive. A bench can write anything in its sites folder, including
+// another site's folder and site_config.json; without the record, that
+// would make the name "exist" on it: nginx would route the name to it (or
+// refuse every route, the name being on two benches), and the name could
+// be neither created elsewhere nor told apart from the real one.
+func (o *Operations) recordPath(site string) string {
+	return filepath.Join(o.Root, "agent", "sites", site+".json")
+}
+
+// recordSite notes that site is on bench.
+func (o *Operations) recordSite(site, bench string) error {
+	path := o.recordPath(site)
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return fmt.Errorf("record site %s: %w", site, err)
+	}
+	data, _ := json.Marshal(struct {
+		Bench string `json:"bench"`
+	}{bench})
+	if err := atomicfile.WriteFile(path, data, 0o600); err != nil {
+		return fmt.Errorf("record site %s: %w", site, err)
+	}
+	return nil
+}
+
+// recordedBench is the bench the agent created site on.
+func (o *Operations) recordedBench(site string) (string, bool) {
+	var r struct {
+		Bench string `json:"bench"`
+	}
+	data, err := os.ReadFile(o.recordPath(site))
+	if err != nil || json.Unmarshal(data, &r) != nil || r.Bench == "" {
+		return "", false
+	}
+	return r.Bench, true
+}
+
+// forgetSite removes the site's record.
+func (o *Operations) forgetSite(site string) error {
+	if err := os.Remove(o.recordPath(site)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("remove the record of site %s: %w", site, err)
+	}
+	return nil
+}

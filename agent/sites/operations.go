@@ -17,6 +17,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hybridsuite/hybrid/agent/agentapi"
@@ -58,6 +59,11 @@ type Operations struct {
 	Retention backup.Retention
 	// Statfs reports free space; nil is unix.Statfs (tests stand in).
 	Statfs backup.Statfs
+
+	// routeMu makes each route's listing and its Apply one step: two jobs
+	// routing at once could otherwise apply their lists in the other
+	// order, the older list last, and drop a site the newer one has.
+	routeMu sync.Mutex
 }
 
 // Types lists the job types, the one place they are wired.
@@ -83,13 +89,29 @@ func (o *Operations) Types() []jobs.Type {
 // BenchExists and SiteExists let the API refuse jobs on what is not there.
 func (o *Operations) BenchExists(bench string) bool { return o.Runtime.Exists(bench) }
 
-// SiteExists says whether the site has been created on the bench.
+// SiteExists says whether the site has been created on the bench: the
+// agent recorded it there (see recordSite) and the bench has its folder and
+// site_config.json, neither a link. The bench folder alone proves nothing:
+// the bench writes it.
 func (o *Operations) SiteExists(bench, site string) bool {
 	if names.Bench(bench) != nil || names.Site(site) != nil {
 		return false
 	}
-	_, err := os.Stat(o.siteConfig(bench, site))
-	return err == nil
+	if on, ok := o.recordedBench(site); !ok || on != bench {
+		return false
+	}
+	return o.siteFolderExists(bench, site)
+}
+
+// siteFolderExists says whether the bench has the site's folder and
+// site_config.json, taking no link.
+func (o *Operations) siteFolderExists(bench, site string) bool {
+	dir, err := os.Lstat(o.siteDir(bench, site))
+	if err != nil || !dir.IsDir() {
+		return false
+	}
+	fi, err := os.Lstat(o.siteConfig(bench, site))
+	return err == nil && fi.Mode().IsRegular()
 }
 
 // SiteBench names the bench the site is on, or is being created on: a site
@@ -127,9 +149,11 @@ func (o *Operations) backupsDir(bench, site string) string {
 	return filepath.Join(o.realSitesDir(bench), site, "private", "backups")
 }
 
-// Sites lists a bench's sites.
+// Sites lists a bench's sites. The agent's records are listed, not the
+// bench's sites folder: the bench writes that folder, and could fill it
+// with names for every route and scrape to go through.
 func (o *Operations) Sites(bench string) ([]string, error) {
-	entries, err := os.ReadDir(o.Runtime.SitesDir(bench))
+	entries, err := os.ReadDir(filepath.Dir(o.recordPath("x")))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
@@ -138,8 +162,9 @@ func (o *Operations) Sites(bench string) ([]string, error) {
 	}
 	var out []string
 	for _, e := range entries {
-		if e.IsDir() && names.Site(e.Name()) == nil && o.SiteExists(bench, e.Name()) {
-			out = append(out, e.Name())
+		site, ok := strings.CutSuffix(e.Name(), ".json")
+		if ok && e.Type().IsRegular() && o.SiteExists(bench, site) {
+			out = append(out, site)
 		}
 	}
 	sort.Strings(out)
@@ -148,6 +173,12 @@ func (o *Operations) Sites(bench string) ([]string, error) {
 
 // route makes the host nginx match what is on disk: every bench and its sites.
 func (o *Operations) route(ctx context.Context, run *jobs.Run) error {
+	return o.applyRoutes(ctx, run.Log)
+}
+
+func (o *Operations) applyRoutes(ctx context.Context, logf func(string, ...any)) error {
+	o.routeMu.Lock()
+	defer o.routeMu.Unlock()
 	list, err := o.Runtime.List()
 	if err != nil {
 		return err
@@ -164,7 +195,7 @@ func (o *Operations) route(ctx context.Context, run *jobs.Run) error {
 			ss = append(ss, nginx.Site{Name: s, Bench: b.Name})
 		}
 	}
-	run.Log("routing %d sites on %d benches", len(ss), len(bs))
+	logf("routing %d sites on %d benches", len(ss), len(bs))
 	return o.Router.Apply(ctx, bs, ss)
 }
 
@@ -337,6 +368,14 @@ func (o *Operations) siteNew(raw json.RawMessage) ([]jobs.Step, error) {
 			if on, ok := o.SiteBench(req.Site); ok && (on != req.Bench || o.SiteExists(on, req.Site)) {
 				return fmt.Errorf("site %s exists on bench %s: a site name is unique on the server", req.Site, on)
 			}
+			// A database of the name with no site (its bench lost the
+			// site's folder) is another site's data: this job would hand
+			// it to the new site, or drop it in its undo.
+			if exists, err := o.databaseExists(ctx, db); err != nil {
+				return err
+			} else if exists {
+				return fmt.Errorf("database %s exists with no site %s on this server (a site whose folder is gone?): it is not taken over: drop it first if it is not wanted", db, req.Site)
+			}
 			return nil
 		}},
 		{Name: "create database", Run: func(ctx context.Context, run *jobs.Run) error {
@@ -349,6 +388,9 @@ func (o *Operations) siteNew(raw json.RawMessage) ([]jobs.Step, error) {
 			return o.createDatabase(ctx, db, password)
 		}},
 		{Name: "bench new-site", Run: func(ctx context.Context, run *jobs.Run) error {
+			if err := o.recordSite(req.Site, req.Bench); err != nil {
+				return err
+			}
 			if o.SiteExists(req.Bench, req.Site) {
 				run.Log("site exists already (an earlier attempt created it)")
 				return nil
@@ -390,8 +432,14 @@ func (o *Operations) undoSiteNew(bench, site string, failed int, run *jobs.Run) 
 	var actions []undoAction
 	if failed >= 2 {
 		actions = append(actions, undoAction{"site folder " + o.siteDir(bench, site), func(ctx context.Context) error {
+			// A file of that name is the bench's, not a folder this job made.
+			if fi, err := os.Lstat(o.siteDir(bench, site)); err == nil && fi.Mode().IsRegular() {
+				return errors.New("a file, not a site folder: not this job's")
+			}
 			// RemoveAll does not follow symbolic links the bench may have put there.
 			return os.RemoveAll(o.siteDir(bench, site))
+		}}, undoAction{"site record " + o.recordPath(site), func(ctx context.Context) error {
+			return o.forgetSite(site)
 		}})
 	}
 	if failed >= 3 {
@@ -456,6 +504,17 @@ func (o *Operations) createDatabase(ctx context.Context, db, password string) er
 	return nil
 }
 
+func (o *Operations) databaseExists(ctx context.Context, db string) (bool, error) {
+	if o.Admin == nil {
+		return false, errors.New("no admin connection to MariaDB")
+	}
+	var n int
+	if err := o.Admin.QueryRowContext(ctx, "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?", db).Scan(&n); err != nil {
+		return false, fmt.Errorf("look for database %s: %w", db, err)
+	}
+	return n > 0, nil
+}
+
 func (o *Operations) dropDatabase(ctx context.Context, db string) error {
 	for _, q := range []string{
 		"DROP DATABASE IF EXISTS `" + db + "`",
@@ -481,7 +540,7 @@ func (o *Operations) checkPing(ctx context.Context, run *jobs.Run, site string) 
 			return err
 		}
 		req.Host = site
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := noRedirects(10 * time.Second).Do(req)
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
@@ -525,12 +584,21 @@ func (o *Operations) now() time.Time {
 	return time.Now()
 }
 
+// noRedirects is a client for asking a bench: its answers are hostile, and
+// a redirect would have the agent request whatever URL the bench names (the
+// agent's own API, a cloud metadata service) from the host.
+func noRedirects(timeout time.Duration) *http.Client {
+	return &http.Client{Timeout: timeout, CheckRedirect: func(*http.Request, []*http.Request) error {
+		return http.ErrUseLastResponse
+	}}
+}
+
 // waitServing waits until the bench answers HTTP on addr, whatever the
 // status: a TCP connection alone proves nothing, since Docker's proxy
 // accepts on a published port whether the container listens or not.
 func waitServing(ctx context.Context, addr string, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
-	client := &http.Client{Timeout: 2 * time.Second}
+	client := noRedirects(2 * time.Second)
 	for {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/api/method/ping", nil)
 		if err != nil {

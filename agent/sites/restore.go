@@ -52,6 +52,9 @@ func (o *Operations) siteRestore(raw json.RawMessage) ([]jobs.Step, error) {
 			if err != nil {
 				return err
 			}
+			if m.Site != req.Site { // refused before the site goes into maintenance
+				return fmt.Errorf("backup %s is of site %s, not of %s", m.Dir, m.Site, req.Site)
+			}
 			run.Log("backup %s verified; unpacks to %d bytes", m.Dir, m.UncompressedSize())
 			datadir, derr := o.mariadbDatadir(ctx)
 			return checkRestoreSpace(o.Statfs, m, o.Runtime.SitesDir(req.Bench), datadir, derr, run.Log)

@@ -101,6 +101,11 @@ func (o *Operations) siteArchiveAndForget(raw json.RawMessage) ([]jobs.Step, err
 		return nil, err
 	}
 	return append(steps, jobs.Step{Name: "remove the database password", Run: func(ctx context.Context, run *jobs.Run) error {
-		return o.forgetPassword(req.Site)
+		if err := o.forgetPassword(req.Site); err != nil {
+			return err
+		}
+		// The site is gone: what the bench's folder says from now on
+		// makes no site.
+		return o.forgetSite(req.Site)
 	}}), nil
 }

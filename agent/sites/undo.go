@@ -2,6 +2,7 @@ package sites
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -26,6 +27,11 @@ type undoAction struct {
 type undoResult struct {
 	Undone []string `json:"undone"`
 	Left   []string `json:"left,omitempty"`
+	// Undoing is set while the undo runs, with the failure that started
+	// it: when the agent stops in the middle, the step, run again, goes on
+	// with the undo instead of doing again what it was undoing.
+	Undoing bool   `json:"undoing,omitempty"`
+	Cause   string `json:"cause,omitempty"`
 }
 
 // withUndo makes a job that takes back what it made when a step fails: the
@@ -37,6 +43,11 @@ func withUndo(steps []jobs.Step, undo func(failed int, run *jobs.Run) []undoActi
 	for i, st := range steps {
 		do := st.Run
 		out[i] = jobs.Step{Name: st.Name, Run: func(ctx context.Context, run *jobs.Run) error {
+			var prior undoResult
+			if run.Result(&prior) == nil && prior.Undoing {
+				run.Log("the agent stopped while this step's failure was being undone: undoing it again")
+				return runUndo(ctx, run, errors.New(prior.Cause), undo(i, run))
+			}
 			err := do(ctx, run)
 			if err == nil {
 				return nil
@@ -54,6 +65,9 @@ func runUndo(ctx context.Context, run *jobs.Run, cause error, actions []undoActi
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), undoTimeout)
 	defer cancel()
 	run.Log("failed: %v", cause)
+	if err := run.SetResult(undoResult{Undone: []string{}, Undoing: true, Cause: cause.Error()}); err != nil {
+		run.Log("record that the undo started: %v", err)
+	}
 	res := undoResult{Undone: []string{}}
 	for _, a := range actions {
 		if err := a.do(ctx); err != nil {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -102,4 +103,65 @@ func TestClaim_ExclusivePerJob_ReleasedOnlyByItsJob(t *testing.T) {
 func TestNativePasswordHash_MatchesMariaDB(t *testing.T) {
 	// SELECT PASSWORD('password') in MariaDB.
 	require.Equal(t, "*2470C0C06DEE42FD1618BB99005ADCA2EC9D1E19", nativePasswordHash("password"))
+}
+
+// The agent stops (a kill, a restart) while a failed step's undo runs: the
+// step, run again when the agent is back, goes on with the undo instead of
+// making again what was being taken back (before, a step that succeeded the
+// second time went on to the next steps with its database dropped).
+func TestWithUndo_AgentStopsMidUndo_ResumedStepUndoesInsteadOfRedoing(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "jobs.db")
+	var makes, undos atomic.Int32
+	stuck := make(chan struct{})
+	t.Cleanup(func() { close(stuck) })
+	steps := func(json.RawMessage) ([]jobs.Step, error) {
+		return withUndo([]jobs.Step{
+			{Name: "make", Run: func(ctx context.Context, run *jobs.Run) error {
+				if makes.Add(1) == 1 {
+					return errors.New("broke the first time")
+				}
+				return nil // would go on, as if nothing had been undone
+			}},
+			{Name: "after", Run: func(context.Context, *jobs.Run) error { return nil }},
+		}, func(int, *jobs.Run) []undoAction {
+			return []undoAction{{"the thing", func(ctx context.Context) error {
+				if undos.Add(1) == 1 {
+					<-stuck // the agent stops here
+				}
+				return nil
+			}}}
+		}), nil
+	}
+	open := func() *jobs.Queue {
+		q, err := jobs.Open(context.Background(), jobs.Options{Path: path, StopTimeout: 100 * time.Millisecond,
+			Types: []jobs.Type{{Name: "t", Steps: steps}}, Logger: slog.New(slog.DiscardHandler)})
+		require.NoError(t, err)
+		return q
+	}
+	q := open()
+	ctx, cancel := context.WithCancel(context.Background())
+	q.Start(ctx)
+	_, _, err := q.Submit(ctx, jobs.Submission{ID: "j1", Type: "t", Request: json.RawMessage(`{}`)})
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return undos.Load() == 1 }, 10*time.Second, 10*time.Millisecond)
+	cancel()
+	require.NoError(t, q.Close())
+
+	q = open()
+	ctx, cancel = context.WithCancel(context.Background())
+	defer func() { cancel(); q.Close() }()
+	q.Start(ctx)
+	var job agentapi.Job
+	require.Eventually(t, func() bool {
+		list, err := q.Get(ctx, "j1")
+		require.NoError(t, err)
+		job = list[0]
+		return job.Status.Ended()
+	}, 10*time.Second, 10*time.Millisecond)
+	require.Equal(t, agentapi.Failure, job.Status)
+	require.Equal(t, int32(1), makes.Load(), "the step was not made again")
+	require.Equal(t, int32(2), undos.Load())
+	require.Equal(t, "step make: broke the first time; undone: the thing", job.Error)
+	require.JSONEq(t, `{"undone":["the thing"]}`, string(job.Result))
+	require.Equal(t, agentapi.Skipped, job.Steps[1].Status)
 }

@@ -248,12 +248,24 @@ func TestCrash_KilledMidStep_EveryJobEndsNoStepTwice(t *testing.T) {
 		}
 		return running
 	}
-	kills, interrupted := 0, 0
+	kills, interrupted, topUps := 0, 0, 0
 	for kills < crashKills {
 		child := startCrashChild(t, dir)
 		if !child.waitStarts(t, 1+rng.IntN(6)) {
+			// Every job ended before this kill (a slow or busy machine gets
+			// further between kills): more work, so that every kill lands.
 			require.NoError(t, child.cmd.Wait())
-			break // every job ended before this kill
+			q, err := Open(ctx, Options{Path: filepath.Join(dir, "jobs.db"), Types: crashTypes(dir)})
+			require.NoError(t, err)
+			for range 8 {
+				id := fmt.Sprintf("crash-more-%02d", topUps)
+				topUps++
+				_, _, err := q.Submit(ctx, Submission{ID: id, Type: "crash"})
+				require.NoError(t, err)
+				ids = append(ids, id)
+			}
+			require.NoError(t, q.Close())
+			continue
 		}
 		time.Sleep(time.Duration(rng.Int64N(int64(crashMinStep)))) // within the step: it lasts at least crashMinStep
 		require.NoError(t, child.cmd.Process.Signal(unix.SIGKILL))

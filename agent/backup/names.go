@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+
+	"github.com/hybridsuite/hybrid/agent/names"
 )
 
 // ManifestName is the file that makes a backup folder (or offsite prefix) a
@@ -16,7 +18,6 @@ const ManifestName = "manifest.json"
 var ErrInvalidName = errors.New("invalid name")
 
 var (
-	dnsLabel = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
 	// A file name in a manifest: a plain base name, no separators, no leading
 	// dot (temporary files), no "..".
 	fileName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$`)
@@ -25,16 +26,11 @@ var (
 	dateName = regexp.MustCompile(`^[0-9]{4}-[0-9]{2}-[0-9]{2}$`)
 )
 
-// ValidateSite checks a site name against DNS rules: lower-case labels of
-// letters, digits and inner hyphens, 1-63 characters each, 253 in all.
+// ValidateSite checks a site name with agent/names, the one set of name
+// rules every layer calls.
 func ValidateSite(site string) error {
-	if site == "" || len(site) > 253 {
-		return fmt.Errorf("site %q: %w: want 1-253 characters", site, ErrInvalidName)
-	}
-	for label := range strings.SplitSeq(site, ".") {
-		if !dnsLabel.MatchString(label) {
-			return fmt.Errorf("site %q: %w: label %q is not a DNS label", site, ErrInvalidName, label)
-		}
+	if err := names.Site(site); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidName, err)
 	}
 	return nil
 }

@@ -176,10 +176,11 @@ func TestManifest_EscapingFileName_Rejected(t *testing.T) {
 }
 
 func TestValidateSite(t *testing.T) {
-	for _, ok := range []string{"a", "site1.local", "erp.example-co.com", strings.Repeat("a", 63) + ".com"} {
+	for _, ok := range []string{"site1.local", "erp.example-co.com", strings.Repeat("a", 63) + ".com"} {
 		assert.NoError(t, ValidateSite(ok), ok)
 	}
-	for _, bad := range []string{"", ".", "..", "a/b", "a..b", "-a.com", "a-.com", "A.com", "a_b.com", "a.com.", strings.Repeat("a", 64) + ".com", "a b", "a\x00b"} {
+	// one label ("a") and IP literals are no site names (agent/names, for every layer)
+	for _, bad := range []string{"a", "10.0.0.1", "", ".", "..", "a/b", "a..b", "-a.com", "a-.com", "A.com", "a_b.com", "a.com.", strings.Repeat("a", 64) + ".com", "a b", "a\x00b"} {
 		assert.ErrorIs(t, ValidateSite(bad), ErrInvalidName, "%q", bad)
 	}
 }

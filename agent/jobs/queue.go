@@ -10,13 +10,13 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"regexp"
 	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/hybridsuite/hybrid/agent/agentapi"
+	"github.com/hybridsuite/hybrid/agent/names"
 )
 
 // Errors a caller decides on.
@@ -30,9 +30,6 @@ var (
 	// Steps refused.
 	ErrInvalid = errors.New("invalid job")
 )
-
-// IDPattern is what a job id must match.
-var IDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
 
 // DefaultTimeout is a Type's Timeout when it gives none.
 const DefaultTimeout = 30 * time.Minute
@@ -294,8 +291,8 @@ func (q *Queue) closeStore() error {
 // (false: not created) when type and request are the same, ErrConflict when
 // not.
 func (q *Queue) Submit(ctx context.Context, s Submission) (job agentapi.Job, created bool, err error) {
-	if !IDPattern.MatchString(s.ID) {
-		return agentapi.Job{}, false, fmt.Errorf("%w: id %q does not match %s", ErrInvalid, s.ID, IDPattern)
+	if err := names.JobID(s.ID); err != nil {
+		return agentapi.Job{}, false, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	t, ok := q.types[s.Type]
 	if !ok {

@@ -3,44 +3,29 @@ package nginx
 import (
 	"errors"
 	"fmt"
-	"regexp"
-	"strings"
+
+	"github.com/hybridsuite/hybrid/agent/names"
 )
 
 // ErrInvalid marks input that Apply refuses before anything is written:
 // a bad name, a bad port, a site on an unknown bench, a duplicate.
 var ErrInvalid = errors.New("invalid nginx input")
 
-var (
-	benchPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
-	labelPattern = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?$`)
-)
-
-// These patterns are the only thing standing between a name and the nginx
-// configuration it is pasted into: no quote, semicolon, brace, space, slash,
-// dollar or upper-case letter can get through them.
+// Bench and site names are checked by agent/names, the one set of name rules
+// every layer calls: they are the only thing standing between a name and the
+// nginx configuration it is pasted into, and no quote, semicolon, brace,
+// space, slash, dollar or upper-case letter gets through them.
 
 func validateBench(name string) error {
-	if !benchPattern.MatchString(name) {
-		return fmt.Errorf("%w: bench name %q: want lower-case letters, digits and '-', starting with a letter or digit, at most 63 characters", ErrInvalid, name)
+	if err := names.Bench(name); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	return nil
 }
 
 func validateSite(name string) error {
-	if name == "" {
-		return fmt.Errorf("%w: site name %q: empty", ErrInvalid, name)
-	}
-	if len(name) > 253 {
-		return fmt.Errorf("%w: site name %q: %d characters, at most 253", ErrInvalid, name, len(name))
-	}
-	for _, label := range strings.Split(name, ".") {
-		if len(label) > 63 {
-			return fmt.Errorf("%w: site name %q: label %q is longer than 63 characters", ErrInvalid, name, label)
-		}
-		if !labelPattern.MatchString(label) {
-			return fmt.Errorf("%w: site name %q: label %q: want lower-case letters, digits and inner '-'", ErrInvalid, name, label)
-		}
+	if err := names.Site(name); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	return nil
 }

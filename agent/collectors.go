@@ -8,6 +8,7 @@ import (
 
 	"github.com/moby/moby/client"
 
+	"github.com/hybridsuite/hybrid/agent/jobs"
 	"github.com/hybridsuite/hybrid/exporters"
 	"github.com/hybridsuite/hybrid/exporters/agentjobs"
 	"github.com/hybridsuite/hybrid/exporters/bench"
@@ -30,6 +31,9 @@ type collectorSet struct {
 	// node_scrape_collector_* names.
 	nodeNames []string
 }
+
+// The job queue is the agent-jobs collector's source.
+var _ agentjobs.Source = (*jobs.Queue)(nil)
 
 // ops, when the job API is enabled, adds the agent-jobs collector.
 func buildCollectors(cfg Config, logger *slog.Logger, ops *operations) (*collectorSet, error) {

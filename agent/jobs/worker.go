@@ -3,7 +3,6 @@ package jobs
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -431,13 +430,18 @@ func (q *Queue) endJob(ctx context.Context, tx *sql.Tx, e ending) error {
 		}
 	}
 	if e.status == agentapi.Success && len(result) > 0 {
-		var named struct {
-			Site string `json:"site"`
+		// The site is the one the job held (its Targets), not whatever its
+		// result says: the queue does not read results.
+		var key string
+		err := tx.QueryRowContext(ctx, `SELECT key FROM job_targets WHERE job_seq = ? AND key LIKE 'site:%' AND shared = 0
+			ORDER BY key LIMIT 1`, e.seq).Scan(&key)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return err
 		}
-		if json.Unmarshal(result, &named) == nil && named.Site != "" {
+		if site, ok := strings.CutPrefix(key, SiteTarget("")); ok && site != "" {
 			if _, err := tx.ExecContext(ctx, `INSERT INTO site_results (type, site, job_id, ended_at, result) VALUES (?, ?, ?, ?, ?)
 				ON CONFLICT (type, site) DO UPDATE SET job_id = excluded.job_id, ended_at = excluded.ended_at, result = excluded.result
-				WHERE excluded.ended_at >= site_results.ended_at`, e.typ, named.Site, id, unixNano(now), result); err != nil {
+				WHERE excluded.ended_at >= site_results.ended_at`, e.typ, site, id, unixNano(now), result); err != nil {
 				return err
 			}
 		}

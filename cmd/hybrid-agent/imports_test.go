@@ -33,3 +33,25 @@ func TestImports_AgentStaysSlim(t *testing.T) {
 		}
 	}
 }
+
+// Collectors depend on the messages (agent/agentapi) and small interfaces of
+// their own, never on the agent's packages that use them: no import runs
+// upward from exporters/ into agent/.
+func TestImports_ExportersDoNotImportTheAgent(t *testing.T) {
+	out, err := exec.Command("go", "list", "-f", `{{.ImportPath}}:{{join .Imports " "}}`, "../../exporters/...").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if len(lines) < 5 {
+		t.Fatalf("go list returned too few packages: %q", lines)
+	}
+	for _, line := range lines {
+		pkg, imports, _ := strings.Cut(line, ":")
+		for _, imp := range strings.Fields(imports) {
+			if strings.HasPrefix(imp, "github.com/hybridsuite/hybrid/agent") && imp != "github.com/hybridsuite/hybrid/agent/agentapi" {
+				t.Errorf("%s imports %s", pkg, imp)
+			}
+		}
+	}
+}

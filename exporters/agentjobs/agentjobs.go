@@ -8,7 +8,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/hybridsuite/hybrid/agent/agentapi"
-	"github.com/hybridsuite/hybrid/agent/jobs"
 )
 
 // BackupType is the job type whose results give the site backup metrics.
@@ -16,10 +15,8 @@ const BackupType = "site.backup"
 
 // Source is what the collector reads: the job queue.
 type Source interface {
-	Stats(ctx context.Context) (jobs.Stats, error)
+	Stats(ctx context.Context) (agentapi.JobStats, error)
 }
-
-var _ Source = (*jobs.Queue)(nil)
 
 // SiteRef names a site and its bench.
 type SiteRef struct{ Bench, Site string }
@@ -112,16 +109,16 @@ func (c *Collector) Update(ctx context.Context, ch chan<- prometheus.Metric) err
 		ch <- prometheus.MustNewConstMetric(c.endedDesc, prometheus.CounterValue, float64(n), k[0], k[1])
 	}
 
-	durations := map[string]jobs.Durations{}
+	durations := map[string]agentapi.JobDurations{}
 	for _, t := range s.Types {
-		durations[t] = jobs.Durations{Type: t}
+		durations[t] = agentapi.JobDurations{Type: t}
 	}
 	for _, d := range s.Durations {
 		durations[d.Type] = d
 	}
 	for t, d := range durations {
-		buckets := make(map[float64]uint64, len(jobs.DurationBuckets))
-		for _, le := range jobs.DurationBuckets {
+		buckets := make(map[float64]uint64, len(agentapi.JobDurationBuckets))
+		for _, le := range agentapi.JobDurationBuckets {
 			buckets[le] = d.Buckets[le]
 		}
 		ch <- prometheus.MustNewConstHistogram(c.durationDesc, d.Count, d.Sum, buckets, t)
@@ -155,8 +152,8 @@ func (c *Collector) Update(ctx context.Context, ch chan<- prometheus.Metric) err
 }
 
 // updateBackups sends each site's last backup time and size.
-func (c *Collector) updateBackups(ctx context.Context, ch chan<- prometheus.Metric, results []jobs.SiteResult) error {
-	last := map[string]jobs.SiteResult{}
+func (c *Collector) updateBackups(ctx context.Context, ch chan<- prometheus.Metric, results []agentapi.JobSiteResult) error {
+	last := map[string]agentapi.JobSiteResult{}
 	for _, r := range results {
 		if r.Type == BackupType {
 			last[r.Site] = r

@@ -49,7 +49,7 @@ type backupRequest struct {
 
 func testTypes(clk *clock) []jobs.Type {
 	return []jobs.Type{
-		{Name: BackupType, Steps: func(raw json.RawMessage) ([]jobs.Step, error) {
+		{Name: BackupType, Targets: jobs.RequestTargets, Steps: func(raw json.RawMessage) ([]jobs.Step, error) {
 			var req backupRequest
 			if err := json.Unmarshal(raw, &req); err != nil {
 				return nil, err

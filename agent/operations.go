@@ -112,19 +112,22 @@ func newOperations(ctx context.Context, cfg Config, logger *slog.Logger) (*opera
 			return fail(fmt.Errorf("sites.offsite: %w", err))
 		}
 	}
+	runtime := benches.New(docker, benches.Options{
+		Root: cfg.Root, Label: cfg.Bench.Label, Command: cfg.Sites.BenchCommand,
+		ExtraHosts: cfg.Sites.ExtraHosts,
+	})
 	ops := &sites.Operations{
-		Root: cfg.Root,
-		Runtime: benches.New(docker, benches.Options{
-			Root: cfg.Root, Label: cfg.Bench.Label, Command: cfg.Sites.BenchCommand,
-			ExtraHosts: cfg.Sites.ExtraHosts,
-		}),
-		Admin:   op.admin,
+		Root:    cfg.Root,
+		Runtime: runtime,
+		Admin:   sites.MariaDB{DB: op.admin},
 		DBHost:  cfg.Sites.DBHost,
 		DBPort:  cfg.Sites.DBPort,
 		Router:  op.nginx,
 		SiteURL: siteURL(cfg.Sites.Nginx.Listen),
-		Offsite: offsite,
 		Timeout: cfg.API.JobTimeout,
+	}
+	if offsite != nil { // a nil *backup.Offsite in the interface would not read as "no offsite"
+		ops.Offsite = offsite
 	}
 	ops.Retention = backup.Retention{KeepLast: cfg.Sites.BackupRetention.KeepLast, KeepDays: cfg.Sites.BackupRetention.KeepDays}
 	if op.queue, err = jobs.Open(ctx, jobs.Options{
@@ -140,7 +143,7 @@ func newOperations(ctx context.Context, cfg Config, logger *slog.Logger) (*opera
 		return fail(err)
 	}
 	op.sites = ops
-	op.supervisor = benches.NewSupervisor(ops.Runtime, benches.SupervisorOptions{Logger: logger.With("component", "benches")})
+	op.supervisor = benches.NewSupervisor(runtime, benches.SupervisorOptions{Logger: logger.With("component", "benches")})
 	op.server = api.New(op.queue, ops, hash, logger.With("component", "api"))
 	return op, nil
 }

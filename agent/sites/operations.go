@@ -3,7 +3,6 @@ package sites
 import (
 	"context"
 	"crypto/rand"
-	"database/sql"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -36,11 +35,12 @@ type Router interface {
 
 // Operations holds what the job types work with.
 type Operations struct {
-	Root    string
-	Runtime *benches.Runtime
-	// Admin is a MariaDB connection allowed to create and drop databases
-	// and users.
-	Admin *sql.DB
+	Root string
+	// Runtime runs the bench containers (a *benches.Runtime).
+	Runtime containers
+	// Admin creates and drops databases and users (MariaDB on a
+	// connection allowed to); nil fails what needs it.
+	Admin databaseAdmin
 	// DBHost and DBPort are where bench containers reach MariaDB.
 	DBHost string
 	DBPort int
@@ -48,8 +48,9 @@ type Operations struct {
 	// SiteURL is the base URL of the host nginx, for checking that a new
 	// site answers through it (e.g. http://127.0.0.1:80).
 	SiteURL string
-	// Offsite stores backups away from the server; nil disables offsite.
-	Offsite *backup.Offsite
+	// Offsite stores backups away from the server (a *backup.Offsite);
+	// nil disables offsite: leave it unset, not a nil pointer.
+	Offsite offsiteStore
 	Now     func() time.Time
 	// Timeout bounds each job; 0 means the queue's default.
 	Timeout time.Duration
@@ -490,41 +491,24 @@ func (o *Operations) createDatabase(ctx context.Context, db, password string) er
 	if !hexPassword.MatchString(password) {
 		return errors.New("site password is not in the agent's format")
 	}
-	hash := nativePasswordHash(password)
-	for _, q := range []string{
-		"CREATE DATABASE IF NOT EXISTS `" + db + "` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci",
-		"CREATE USER IF NOT EXISTS '" + db + "'@'%' IDENTIFIED BY PASSWORD '" + hash + "'",
-		"ALTER USER '" + db + "'@'%' IDENTIFIED BY PASSWORD '" + hash + "'",
-		"GRANT ALL PRIVILEGES ON `" + db + "`.* TO '" + db + "'@'%'",
-	} {
-		if _, err := o.Admin.ExecContext(ctx, q); err != nil {
-			return fmt.Errorf("create database %s: %w", db, err)
-		}
+	if o.Admin == nil {
+		return errNoAdmin
 	}
-	return nil
+	return o.Admin.CreateDatabase(ctx, db, nativePasswordHash(password))
 }
 
 func (o *Operations) databaseExists(ctx context.Context, db string) (bool, error) {
 	if o.Admin == nil {
-		return false, errors.New("no admin connection to MariaDB")
+		return false, errNoAdmin
 	}
-	var n int
-	if err := o.Admin.QueryRowContext(ctx, "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?", db).Scan(&n); err != nil {
-		return false, fmt.Errorf("look for database %s: %w", db, err)
-	}
-	return n > 0, nil
+	return o.Admin.DatabaseExists(ctx, db)
 }
 
 func (o *Operations) dropDatabase(ctx context.Context, db string) error {
-	for _, q := range []string{
-		"DROP DATABASE IF EXISTS `" + db + "`",
-		"DROP USER IF EXISTS '" + db + "'@'%'",
-	} {
-		if _, err := o.Admin.ExecContext(ctx, q); err != nil {
-			return fmt.Errorf("drop database %s: %w", db, err)
-		}
+	if o.Admin == nil {
+		return errNoAdmin
 	}
-	return nil
+	return o.Admin.DropDatabase(ctx, db)
 }
 
 // checkPing asks the site, through the host nginx, for /api/method/ping.

@@ -132,11 +132,11 @@ func (o *Operations) fallBackToPreRestore(ctx context.Context, run *jobs.Run, be
 // connection, and checks that the folder is on this host.
 func (o *Operations) mariadbDatadir(ctx context.Context) (string, error) {
 	if o.Admin == nil {
-		return "", errors.New("no admin connection to MariaDB")
+		return "", errNoAdmin
 	}
-	var dir, host string
-	if err := o.Admin.QueryRowContext(ctx, "SELECT @@datadir, @@hostname").Scan(&dir, &host); err != nil {
-		return "", fmt.Errorf("ask MariaDB for its data directory: %w", err)
+	dir, host, err := o.Admin.Datadir(ctx)
+	if err != nil {
+		return "", err
 	}
 	if local, err := os.Hostname(); err != nil || !strings.EqualFold(local, host) {
 		return "", fmt.Errorf("MariaDB runs on host %q, not on this one (%q)", host, local)

@@ -445,3 +445,12 @@ func (f *fixture) makeSite(bench, site string) string {
 	f.ev.reset()
 	return pw
 }
+
+// closedPort is a port nothing listens on.
+func closedPort(t *testing.T) int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	port := l.Addr().(*net.TCPAddr).Port
+	require.NoError(t, l.Close())
+	return port
+}

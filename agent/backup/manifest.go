@@ -7,6 +7,8 @@ import (
 	"io"
 	"os"
 	"time"
+
+	"github.com/hybridsuite/hybrid/agent/agentapi"
 )
 
 // manifestVersion is bumped only if a field changes meaning; new fields are
@@ -17,15 +19,8 @@ const manifestVersion = 1
 // practice); anything bigger is not ours.
 const maxManifestBytes = 1 << 20
 
-// File is one file of a backup as the manifest records it.
-type File struct {
-	Name   string `json:"name"`
-	Size   int64  `json:"size_bytes"`
-	SHA256 string `json:"sha256"`
-	// UncompressedSize is the exact decompressed size of a .gz file, counted
-	// when the backup was sealed; 0 when unknown (older manifests).
-	UncompressedSize int64 `json:"uncompressed_bytes,omitempty"`
-}
+// File is one file of a backup (agentapi.BackupFile).
+type File = agentapi.BackupFile
 
 // Manifest describes one complete backup of one site.
 type Manifest struct {
@@ -43,16 +38,9 @@ type Manifest struct {
 	OffsitePrefix string `json:"-"`
 }
 
-// Result is what the agent's job record carries for a successful backup; the
-// metrics exporter reads site and size_bytes.
-type Result struct {
-	Site          string    `json:"site"`
-	Size          int64     `json:"size_bytes"`
-	CreatedAt     time.Time `json:"created_at"`
-	Dir           string    `json:"dir"`
-	OffsitePrefix string    `json:"offsite_prefix,omitempty"`
-	Files         []File    `json:"files"`
-}
+// Result is the job result of a backup: agentapi's message, which the
+// agent-jobs collector and the control plane read.
+type Result = agentapi.BackupResult
 
 // Result returns the job result for this backup.
 func (m Manifest) Result() Result {

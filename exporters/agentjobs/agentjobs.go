@@ -185,11 +185,9 @@ func (c *Collector) updateBackups(ctx context.Context, ch chan<- prometheus.Metr
 		}
 		ch <- prometheus.MustNewConstMetric(c.backupTimeDesc, prometheus.GaugeValue,
 			float64(r.EndedAt.UnixNano())/1e9, site)
-		var backup struct {
-			SizeBytes *float64 `json:"size_bytes"`
-		}
-		if json.Unmarshal(r.Result, &backup) == nil && backup.SizeBytes != nil {
-			ch <- prometheus.MustNewConstMetric(c.backupSizeDesc, prometheus.GaugeValue, *backup.SizeBytes, site)
+		var backup agentapi.BackupResult
+		if json.Unmarshal(r.Result, &backup) == nil && backup.Site != "" {
+			ch <- prometheus.MustNewConstMetric(c.backupSizeDesc, prometheus.GaugeValue, float64(backup.Size), site)
 		}
 	}
 	return nil

@@ -58,6 +58,13 @@ func TestSiteNew_SameNameOnTwoBenches_SecondRefused_FirstIntact(t *testing.T) {
 	t.Run("two submissions racing, refused by the job", func(t *testing.T) {
 		site := "race.example.com"
 		ids := map[string]string{a: "race-" + a, b: "race-" + b}
+		// Both benches busy first (a restart holds its bench alone), so that
+		// neither site.new has claimed the name before the other is
+		// submitted: both pass the API, and the job must refuse one.
+		for _, bench := range []string{a, b} {
+			code, data := ag.api.do(http.MethodPost, "/benches/"+bench+"/restart", nil, "")
+			require.Equal(t, http.StatusAccepted, code, string(data))
+		}
 		for _, bench := range []string{a, b} {
 			code, data := ag.api.do(http.MethodPost, "/benches/"+bench+"/sites", agentapi.NewSite{Name: site}, ids[bench])
 			require.Equal(t, http.StatusAccepted, code, "both pass the API before either runs: %s", data)

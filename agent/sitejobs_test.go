@@ -13,11 +13,15 @@ import (
 	"time"
 
 	"github.com/moby/moby/client"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 	"github.com/stretchr/testify/require"
 
 	"github.com/hybridsuite/hybrid/agent/agentapi"
 	"github.com/hybridsuite/hybrid/agent/benches"
 	"github.com/hybridsuite/hybrid/agent/names"
+	"github.com/hybridsuite/hybrid/internal/webauth"
 )
 
 // Helpers of the site-job tests (undo, secrets, unique names): an agent
@@ -29,6 +33,25 @@ type siteAgent struct {
 	api  apiClient
 	logs *syncBuffer
 	root string
+	// metricsURL and password scrape the agent's /metrics.
+	metricsURL, password string
+}
+
+// scrape returns the agent's metric families, as a scrape with its
+// credentials gets them.
+func (ag siteAgent) scrape(t *testing.T) map[string]*dto.MetricFamily {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, ag.metricsURL, nil)
+	require.NoError(t, err)
+	req.SetBasicAuth(webauth.User, ag.password)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	mfs, err := parser.TextToMetricFamilies(resp.Body)
+	require.NoError(t, err)
+	return mfs
 }
 
 func startSiteAgent(t *testing.T, cfg Config) siteAgent {
@@ -52,9 +75,12 @@ func startSiteAgent(t *testing.T, cfg Config) siteAgent {
 	})
 	token, err := os.ReadFile(filepath.Join(cfg.Root, "agent", "api-token"))
 	require.NoError(t, err)
+	password, err := os.ReadFile(webauth.PasswordFile(cfg.WebConfigFile()))
+	require.NoError(t, err)
 	return siteAgent{
 		api:  apiClient{t: t, base: "http://" + apiL.Addr().String(), token: strings.TrimSpace(string(token))},
 		logs: logs, root: cfg.Root,
+		metricsURL: "http://" + metricsL.Addr().String() + "/metrics", password: strings.TrimSpace(string(password)),
 	}
 }
 

@@ -1,65 +1,29 @@
 package agent
 
 import (
-	"context"
 	"fmt"
-	"log/slog"
-	"net"
 	"net/http"
-	"os"
-	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 	"github.com/stretchr/testify/require"
 
 	"github.com/hybridsuite/hybrid/agent/agentapi"
-	"github.com/hybridsuite/hybrid/internal/webauth"
 )
 
 // The whole path, all real: a stand-in bench container behind the agent's
 // nginx, and the agent's /metrics counting what nginx served.
 func TestLifecycle_SiteRequests_CountedBySiteAndCode(t *testing.T) {
 	env := newSiteEnv(t)
-	cfg, nginxAddr, root := env.cfg, env.nginxAddr, env.cfg.Root
+	cfg, nginxAddr := env.cfg, env.nginxAddr
 	cfg.Sites.Nginx.RequestMetrics = true // newSiteEnv's NginxConfig leaves it out
 	bench := fmt.Sprintf("rq%d", time.Now().UnixNano()%1e9)
 	env.removeBench(t, bench)
 
-	logs := &syncBuffer{}
-	a, err := New(cfg, slog.New(slog.NewTextHandler(logs, nil)))
-	require.NoError(t, err)
-	metricsL, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	apiL, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	runCtx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Serve(runCtx, metricsL, apiL) }()
-	t.Cleanup(func() {
-		cancel()
-		require.NoError(t, <-done)
-		if t.Failed() {
-			t.Logf("agent log:\n%s", logs.String())
-		}
-	})
-	token, err := os.ReadFile(filepath.Join(root, "agent", "api-token"))
-	require.NoError(t, err)
-	api := apiClient{t: t, base: "http://" + apiL.Addr().String(), token: strings.TrimSpace(string(token))}
-	password, err := os.ReadFile(webauth.PasswordFile(cfg.WebConfigFile()))
-	require.NoError(t, err)
+	ag := startSiteAgent(t, cfg)
+	api := ag.api
 	scrape := func() map[string]float64 {
-		req, _ := http.NewRequest(http.MethodGet, "http://"+metricsL.Addr().String()+"/metrics", nil)
-		req.SetBasicAuth(webauth.User, strings.TrimSpace(string(password)))
-		resp, err := http.DefaultClient.Do(req)
-		require.NoError(t, err)
-		defer resp.Body.Close()
-		parser := expfmt.NewTextParser(model.UTF8Validation)
-		mfs, err := parser.TextToMetricFamilies(resp.Body)
-		require.NoError(t, err)
+		mfs := ag.scrape(t)
 		out := map[string]float64{}
 		if mf := mfs["hybrid_site_http_requests_total"]; mf != nil {
 			for _, m := range mf.Metric {

@@ -47,14 +47,6 @@ type Server struct {
 	rootDB *sql.DB
 }
 
-// missingError says which binary is missing and how to get it.
-type missingError struct{ what string }
-
-func (e *missingError) Error() string {
-	return fmt.Sprintf("mariadbtest: %s not found (looked in PATH, /usr/sbin, /usr/bin, /usr/libexec, /usr/local/sbin); "+
-		"`make test` installs the MariaDB server via scripts/deps.sh", e.what)
-}
-
 // Start runs a server for the test and stops it (and removes its files) when
 // the test ends, passed or failed. Missing MariaDB binaries skip the test, or
 // fail it when CI=true.
@@ -69,7 +61,7 @@ func StartBound(t testing.TB, bindAddress string) *Server {
 	t.Helper()
 	s, err := newBound(bindAddress)
 	if err != nil {
-		skipOrFatal(t, err)
+		childproc.SkipOrFatal(t, err)
 	}
 	t.Cleanup(func() {
 		if err := s.Close(); err != nil {
@@ -103,7 +95,7 @@ func (sh *Shared) Server(t testing.TB) *Server {
 	t.Helper()
 	sh.once.Do(func() { sh.srv, sh.err = New() })
 	if sh.err != nil {
-		skipOrFatal(t, sh.err)
+		childproc.SkipOrFatal(t, sh.err)
 	}
 	return sh.srv
 }
@@ -117,25 +109,21 @@ func (sh *Shared) Close() {
 	}
 }
 
-func skipOrFatal(t testing.TB, err error) {
-	t.Helper()
-	var missing *missingError
-	if errors.As(err, &missing) && os.Getenv("CI") != "true" {
-		t.Skip(err.Error())
-	}
-	t.Fatal(err)
-}
-
 // New installs a data directory and starts a server; Close undoes both.
 // Tests use Start or Shared, which handle cleanup and missing binaries.
 func New() (*Server, error) { return newBound("127.0.0.1") }
 
+// Where Debian puts the server's programs, and how to get them.
+var binDirs = []string{"/usr/sbin", "/usr/bin", "/usr/libexec", "/usr/local/sbin"}
+
+const mariadbHint = "`make test` installs the MariaDB server via scripts/deps.sh"
+
 func newBound(bindAddress string) (*Server, error) {
-	mariadbd, err := findBinary("mariadbd")
+	mariadbd, err := childproc.FindBinary("mariadbd", mariadbHint, binDirs...)
 	if err != nil {
 		return nil, err
 	}
-	installDB, err := findBinary("mariadb-install-db")
+	installDB, err := childproc.FindBinary("mariadb-install-db", mariadbHint, binDirs...)
 	if err != nil {
 		return nil, err
 	}
@@ -145,7 +133,7 @@ func newBound(bindAddress string) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mariadbtest: %w", err)
 	}
-	port, err := freePort()
+	port, err := childproc.FreePort()
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, err
@@ -160,28 +148,6 @@ func newBound(bindAddress string) (*Server, error) {
 		return nil, err
 	}
 	return s, nil
-}
-
-func findBinary(name string) (string, error) {
-	if p, err := exec.LookPath(name); err == nil {
-		return p, nil
-	}
-	for _, d := range []string{"/usr/sbin", "/usr/bin", "/usr/libexec", "/usr/local/sbin"} {
-		p := filepath.Join(d, name)
-		if info, err := os.Stat(p); err == nil && !info.IsDir() && info.Mode()&0o111 != 0 {
-			return p, nil
-		}
-	}
-	return "", &missingError{what: name}
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("mariadbtest: find a free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 func (s *Server) configPath() string { return filepath.Join(s.dir, "my.cnf") }

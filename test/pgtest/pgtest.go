@@ -59,14 +59,6 @@ type Server struct {
 	admin *sql.DB
 }
 
-// missingError says which binary is missing and how to get it.
-type missingError struct{ what string }
-
-func (e *missingError) Error() string {
-	return fmt.Sprintf("pgtest: %s not found (looked in PATH and %s); "+
-		"`make test` installs Debian's postgresql package via scripts/deps.sh", e.what, binGlob)
-}
-
 // Shared is one server for a whole test package, started on first use:
 //
 //	var shared pgtest.Shared
@@ -91,7 +83,7 @@ func (sh *Shared) Server(t testing.TB) *Server {
 	t.Helper()
 	sh.once.Do(func() { sh.srv, sh.err = New() })
 	if sh.err != nil {
-		skipOrFatal(t, sh.err)
+		childproc.SkipOrFatal(t, sh.err)
 	}
 	return sh.srv
 }
@@ -111,7 +103,7 @@ func Start(t testing.TB) *Server {
 	t.Helper()
 	s, err := New()
 	if err != nil {
-		skipOrFatal(t, err)
+		childproc.SkipOrFatal(t, err)
 	}
 	t.Cleanup(func() {
 		if err := s.Close(); err != nil {
@@ -119,15 +111,6 @@ func Start(t testing.TB) *Server {
 		}
 	})
 	return s
-}
-
-func skipOrFatal(t testing.TB, err error) {
-	t.Helper()
-	var missing *missingError
-	if errors.As(err, &missing) && os.Getenv("CI") != "true" {
-		t.Skip(err.Error())
-	}
-	t.Fatal(err)
 }
 
 // New makes a cluster and starts a server; Close undoes both. Tests use
@@ -160,7 +143,7 @@ func New() (*Server, error) {
 			return fail(fmt.Errorf("pgtest: hand %s to uid %d: %w", dir, s.cred.Uid, err))
 		}
 	}
-	if s.port, err = freePort(); err != nil {
+	if s.port, err = childproc.FreePort(); err != nil {
 		return fail(err)
 	}
 	if err := s.initdb(initdb); err != nil {
@@ -195,33 +178,15 @@ func unprivileged() (*syscall.Credential, error) {
 
 // findBinary looks on PATH, then in the newest /usr/lib/postgresql/<ver>/bin.
 func findBinary(name string) (string, error) {
-	if p, err := exec.LookPath(name); err == nil {
-		return p, nil
-	}
 	dirs, _ := filepath.Glob(binGlob)
 	// Newest major version first: "17" before "15", numerically.
 	sort.Slice(dirs, func(i, j int) bool { return version(dirs[i]) > version(dirs[j]) })
-	for _, d := range dirs {
-		p := filepath.Join(d, name)
-		if info, err := os.Stat(p); err == nil && !info.IsDir() && info.Mode()&0o111 != 0 {
-			return p, nil
-		}
-	}
-	return "", &missingError{what: name}
+	return childproc.FindBinary(name, "`make test` installs Debian's postgresql package via scripts/deps.sh", dirs...)
 }
 
 func version(binDir string) int {
 	v, _ := strconv.Atoi(filepath.Base(filepath.Dir(binDir)))
 	return v
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("pgtest: find a free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 func (s *Server) dataDir() string { return filepath.Join(s.dir, "data") }

@@ -49,13 +49,7 @@ type Server struct {
 	proc *childproc.Process // nil while stopped
 }
 
-// missingError says which binary is missing and how to get it.
-type missingError struct{ what string }
-
-func (e *missingError) Error() string {
-	return fmt.Sprintf("sshdtest: %s not found (looked in PATH, /usr/sbin, /usr/bin); "+
-		"`make test` installs openssh-server and openssh-client via scripts/deps.sh", e.what)
-}
+const sshHint = "`make test` installs openssh-server and openssh-client via scripts/deps.sh"
 
 // Start runs a server for the test and stops it (and removes its files) when
 // the test ends. Missing binaries skip the test, or fail it when CI=true.
@@ -63,11 +57,7 @@ func Start(t testing.TB) *Server {
 	t.Helper()
 	s, err := New()
 	if err != nil {
-		var missing *missingError
-		if errors.As(err, &missing) && os.Getenv("CI") != "true" {
-			t.Skip(err.Error())
-		}
-		t.Fatal(err)
+		childproc.SkipOrFatal(t, err)
 	}
 	t.Cleanup(func() {
 		if err := s.Close(); err != nil {
@@ -80,11 +70,11 @@ func Start(t testing.TB) *Server {
 // New makes the server's files and starts it; Close undoes both. Tests use
 // Start, which handles cleanup and missing binaries.
 func New() (*Server, error) {
-	sshd, err := findBinary("sshd")
+	sshd, err := childproc.FindBinary("sshd", sshHint, "/usr/sbin", "/usr/bin")
 	if err != nil {
 		return nil, err
 	}
-	keygen, err := findBinary("ssh-keygen")
+	keygen, err := childproc.FindBinary("ssh-keygen", sshHint, "/usr/sbin", "/usr/bin")
 	if err != nil {
 		return nil, err
 	}
@@ -103,7 +93,7 @@ func New() (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sshdtest: %w", err)
 	}
-	port, err := freePort()
+	port, err := childproc.FreePort()
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, err
@@ -118,28 +108,6 @@ func New() (*Server, error) {
 		return nil, err
 	}
 	return s, nil
-}
-
-func findBinary(name string) (string, error) {
-	if p, err := exec.LookPath(name); err == nil {
-		return p, nil
-	}
-	for _, d := range []string{"/usr/sbin", "/usr/bin"} {
-		p := filepath.Join(d, name)
-		if info, err := os.Stat(p); err == nil && !info.IsDir() && info.Mode()&0o111 != 0 {
-			return p, nil
-		}
-	}
-	return "", &missingError{what: name}
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("sshdtest: find a free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 func (s *Server) configPath() string  { return filepath.Join(s.dir, "sshd_config") }

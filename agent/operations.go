@@ -101,7 +101,14 @@ func newOperations(ctx context.Context, cfg Config, logger *slog.Logger) (*opera
 	}
 	// The admin connection is opened lazily: a missing or wrong credentials
 	// file fails the site jobs that need it, with its reason, not the agent.
-	op.admin = sql.OpenDB(adminConnector{path: cfg.AdminCredentialsFile()})
+	op.admin = sql.OpenDB(adminConnector{path: cfg.AdminCredentialsFile(), learned: func(password string) {
+		// A password the file did not have at start (or a new one): jobs
+		// never record it either. Connections come from jobs, once the queue
+		// is open.
+		if op.queue != nil {
+			op.queue.AddSecrets(password)
+		}
+	}})
 	var offsite *backup.Offsite
 	if o := cfg.Sites.Offsite; o.Endpoint != "" {
 		if offsite, err = backup.NewOffsite(backup.OffsiteConfig{
@@ -242,13 +249,20 @@ func siteURL(listen string) string {
 }
 
 // adminConnector reads the admin credentials on each new connection, so a
-// file fixed while the agent runs is picked up.
-type adminConnector struct{ path string }
+// file fixed while the agent runs is picked up; learned is told each
+// password read, so that it is redacted from jobs.
+type adminConnector struct {
+	path    string
+	learned func(password string)
+}
 
 func (c adminConnector) Connect(ctx context.Context) (driver.Conn, error) {
 	creds, err := mycnf.Read(c.path)
 	if err != nil {
 		return nil, fmt.Errorf("sites.admin_credentials_file: %w", err)
+	}
+	if c.learned != nil && creds.Password != "" {
+		c.learned(creds.Password)
 	}
 	cfg := creds.DriverConfig()
 	cfg.Timeout = 10 * time.Second

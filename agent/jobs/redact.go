@@ -1,6 +1,8 @@
 package jobs
 
 import (
+	"encoding/json"
+	"slices"
 	"strings"
 	"sync"
 )
@@ -21,13 +23,22 @@ type secrets struct {
 	values []string
 }
 
+// add records each value, and its form inside a JSON string (a result is
+// redacted after encoding, where ", \, <, >, & and control characters are
+// escaped).
 func (s *secrets) add(values ...string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, v := range values {
 		v = strings.TrimSpace(v)
-		if len(v) >= minSecret {
-			s.values = append(s.values, v)
+		if len(v) < minSecret || slices.Contains(s.values, v) {
+			continue // the same secret again (each new admin connection reads it)
+		}
+		s.values = append(s.values, v)
+		if b, err := json.Marshal(v); err == nil {
+			if quoted := string(b[1 : len(b)-1]); quoted != v {
+				s.values = append(s.values, quoted)
+			}
 		}
 	}
 }
@@ -35,14 +46,24 @@ func (s *secrets) add(values ...string) {
 // child is a set for one job: its own secrets and s's.
 func (s *secrets) child() *secrets { return &secrets{parent: s} }
 
+// all is every value of s and its parents, longest first: a secret that
+// contains another is replaced whole, not cut by the shorter one first.
+func (s *secrets) all() []string {
+	var out []string
+	for ; s != nil; s = s.parent {
+		s.mu.Lock()
+		out = append(out, s.values...)
+		s.mu.Unlock()
+	}
+	slices.SortFunc(out, func(a, b string) int { return len(b) - len(a) })
+	return out
+}
+
 func (s *secrets) redact(text string) string {
 	if s == nil || text == "" {
 		return text
 	}
-	text = s.parent.redact(text)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, v := range s.values {
+	for _, v := range s.all() {
 		text = strings.ReplaceAll(text, v, redacted)
 	}
 	return text

@@ -44,3 +44,18 @@ func TestSecrets_RedactedFromOutputErrorsAndResult(t *testing.T) {
 	assert.Contains(t, job.Steps[0].Output, "password is "+redacted)
 	assert.Contains(t, job.Error, "--db-password "+redacted)
 }
+
+// A secret with characters JSON escapes is redacted from a result too, and a
+// secret containing another is replaced whole, whichever was added first.
+func TestSecrets_EscapedInJSONAndNested_RedactedWhole(t *testing.T) {
+	agent := &secrets{}
+	agent.add("pa55w0rd") // inside the job's longer secret below
+	job := agent.child()
+	job.add(`my&"pa55w0rd"<x>`)
+
+	b, err := json.Marshal(map[string]string{"leak": `my&"pa55w0rd"<x>`})
+	require.NoError(t, err)
+	got := job.redact(string(b))
+	assert.Equal(t, `{"leak":"`+redacted+`"}`, got)
+	assert.Equal(t, "pw "+redacted+" and "+redacted, job.redact(`pw my&"pa55w0rd"<x> and pa55w0rd`))
+}

@@ -54,6 +54,10 @@ type holder struct {
 	// continued is the first start of each alert whose hold ended because
 	// it fired again, until it resolves.
 	continued map[string]time.Time
+	// passed is the end of each resolve let through while its target was
+	// up: the rules manager re-sends it for 15 minutes, and a re-send after
+	// the target went down is the same all-clear, not one to hold.
+	passed map[string]time.Time
 }
 
 // scrapeState is what the holder needs to know of the scrapes and the rules.
@@ -103,6 +107,7 @@ func newHolder(next AlertSink, resend time.Duration, logger *slog.Logger, reg pr
 		held:       map[string]*heldAlert{},
 		downFiring: map[targetID]string{},
 		continued:  map[string]time.Time{},
+		passed:     map[string]time.Time{},
 	}
 	reg.MustRegister(h.gauge)
 	return h
@@ -150,7 +155,9 @@ func (h *holder) Send(alerts []alerting.Alert) {
 				delete(h.continued, k)
 			}
 		}
-		if resolved {
+		if !resolved {
+			delete(h.passed, k)
+		} else if end, ok := h.passed[k]; !ok || !end.Equal(a.EndsAt) {
 			if up == nil {
 				up = h.state.targetsUp()
 			}
@@ -161,8 +168,14 @@ func (h *holder) Send(alerts []alerting.Alert) {
 				out = append(out, hd.alert)
 				continue
 			}
+			h.passed[k] = a.EndsAt
 		}
 		out = append(out, a)
+	}
+	for k, end := range h.passed {
+		if now.Sub(end) > time.Hour { // long past the rules manager's re-sends
+			delete(h.passed, k)
+		}
 	}
 	// A down alert that just fired explains its target's held alerts, which
 	// go out after it.

@@ -350,3 +350,23 @@ func TestHolder_ScrapedAgainBetweenEvaluationAndSend_StillHeld(t *testing.T) {
 	h.Send([]alerting.Alert{agentAlert("MariaDBDown", start, *now)})
 	require.Equal(t, []string{"MariaDBDown/firing"}, sink.take(*now))
 }
+
+// An alert resolved while its target was up stays resolved: the rules
+// manager re-sends that resolve for 15 minutes, and a re-send after the
+// target went down is not held (it would page again for what was fixed).
+func TestHolder_ResolvedWhileUp_ReSentAfterTargetDown_PassesResolved(t *testing.T) {
+	h, sink, state, now := holderAt(t)
+	start := *now
+	h.Send([]alerting.Alert{agentAlert("MariaDBDown", start, start.Add(4*time.Minute))})
+	*now = now.Add(time.Minute)
+	resolve := agentAlert("MariaDBDown", start, *now)
+	h.Send([]alerting.Alert{resolve})
+	require.Equal(t, []string{"MariaDBDown/firing", "MariaDBDown/resolved"}, sink.take(*now))
+
+	*now = now.Add(5 * time.Minute)
+	state.up[targetID{"hybrid-agent", "a:9470"}] = false
+	h.Send([]alerting.Alert{resolve}) // the rules manager's re-send
+	require.Equal(t, []string{"MariaDBDown/resolved"}, sink.take(*now))
+	h.tick()
+	require.Empty(t, sink.take(*now), "nothing held")
+}

@@ -88,12 +88,12 @@ func newOperations(ctx context.Context, cfg Config, logger *slog.Logger) (*opera
 		Logger:      logger, // the manager names itself (component=nginx)
 	}
 	if cfg.Sites.Nginx.RequestMetrics {
-		if op.siteLog, err = newSiteLog(agentDir, cfg.Sites.Nginx.User, logger); err != nil {
+		if op.siteLog, err = newSiteLog(cfg.Root, cfg.Sites.Nginx.User, logger); err != nil {
 			return fail(err)
 		}
 	}
 	if op.siteLog != nil {
-		nginxOpts.AccessLogSocket = siteLogSocket(agentDir)
+		nginxOpts.AccessLogSocket = siteLogSocket(cfg.Root)
 		nginxOpts.SitesServed = op.siteLog.SetSites
 	}
 	if op.nginx, err = nginx.New(nginxOpts); err != nil {

@@ -1,6 +1,8 @@
 package agent
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"os"
@@ -13,11 +15,20 @@ import (
 	"github.com/hybridsuite/hybrid/exporters/sitelog"
 )
 
-// siteLogSocket is where nginx sends its access log lines. Under
-// <root>/agent (0700): bench containers, which see only their bench's
-// folders, cannot reach it to forge lines.
-func siteLogSocket(agentDir string) string {
-	return filepath.Join(agentDir, "run", "nginx-access.sock")
+// siteLogSocket is where nginx sends its access log lines for the agent whose
+// server root is root: /run/hybrid-agent/<hash of the root>/, a folder of the
+// host's /run that bench containers do not see, and that nginx's workers
+// (nobody by default) can reach, which they cannot under <root>/agent (0700)
+// or a home folder closed to others. The socket itself is root's and the
+// workers' group's, 0660. The hash keeps agents of two roots apart, and the
+// path short (a unix socket's is at most 107 bytes).
+func siteLogSocket(root string) string {
+	abs, err := filepath.Abs(root)
+	if err != nil {
+		abs = root
+	}
+	sum := sha256.Sum256([]byte(abs))
+	return filepath.Join("/run/hybrid-agent", hex.EncodeToString(sum[:4]), "nginx-access.sock")
 }
 
 // newSiteLog makes the socket nginx's workers send to: root's, and the
@@ -25,21 +36,21 @@ func siteLogSocket(agentDir string) string {
 // when that is not root. When those workers could not reach it (a folder on
 // the way they may not enter), it returns nil and warns: nginx would log an
 // error for every request instead.
-func newSiteLog(agentDir, nginxUser string, logger *slog.Logger) (*sitelog.Collector, error) {
+func newSiteLog(root, nginxUser string, logger *slog.Logger) (*sitelog.Collector, error) {
 	uid, gid, err := workerIDs(nginxUser)
 	if err != nil {
 		return nil, fmt.Errorf("sites.nginx.user: %w", err)
 	}
-	if blocked := unreachable(filepath.Dir(siteLogSocket(agentDir)), uid, gid); blocked != "" {
+	if blocked := unreachable(filepath.Dir(siteLogSocket(root)), uid, gid); blocked != "" {
 		logger.Warn("site request metrics are off: nginx's workers cannot reach the site log socket; run them as a user that can (sites.nginx.user) or open the folder to their group",
-			"socket", siteLogSocket(agentDir), "folder", blocked, "worker_uid", uid, "worker_gid", gid)
+			"socket", siteLogSocket(root), "folder", blocked, "worker_uid", uid, "worker_gid", gid)
 		return nil, nil
 	}
 	if uid == 0 {
 		gid = -1
 	}
 	c, err := sitelog.New(sitelog.Options{
-		Socket: siteLogSocket(agentDir),
+		Socket: siteLogSocket(root),
 		GID:    gid,
 		Logger: logger.With("collector", "sitelog"),
 	})

@@ -46,7 +46,7 @@ func (s *siteStats) add(code int, ms uint64) {
 // Options configure a Collector. Socket is required.
 type Options struct {
 	// Socket is the path of the unix datagram socket nginx sends its lines
-	// to (<root>/agent/run/nginx-access.sock).
+	// to (the agent puts it in /run/hybrid-agent/<root hash>/).
 	Socket string
 	// GID, when positive, is the group that may send to the socket besides
 	// root: that of nginx's workers, when they do not run as root. 0 or -1:

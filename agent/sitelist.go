@@ -19,13 +19,13 @@ func (l siteList) Sites(ctx context.Context) ([]agentjobs.SiteRef, error) {
 	if err != nil {
 		return nil, err
 	}
+	all, err := l.ops.AllSites()
+	if err != nil {
+		return nil, err
+	}
 	var out []agentjobs.SiteRef
 	for _, b := range benches {
-		names, err := l.ops.Sites(b.Name)
-		if err != nil {
-			return nil, err
-		}
-		for _, s := range names {
+		for _, s := range all[b.Name] {
 			out = append(out, agentjobs.SiteRef{Bench: b.Name, Site: s})
 		}
 	}

@@ -13,7 +13,6 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -122,12 +121,8 @@ func (o *Operations) SiteBench(site string) (string, bool) {
 	if names.Site(site) != nil {
 		return "", false
 	}
-	if list, err := o.Runtime.List(); err == nil {
-		for _, b := range list {
-			if o.SiteExists(b.Name, site) {
-				return b.Name, true
-			}
-		}
+	if on, ok := o.recordedBench(site); ok && o.SiteExists(on, site) {
+		return on, true
 	}
 	if held, ok := o.claimHolder("site", site); ok {
 		return held.Bench, true
@@ -154,21 +149,33 @@ func (o *Operations) backupsDir(bench, site string) string {
 // bench's sites folder: the bench writes that folder, and could fill it
 // with names for every route and scrape to go through.
 func (o *Operations) Sites(bench string) ([]string, error) {
+	all, err := o.AllSites()
+	if err != nil {
+		return nil, fmt.Errorf("list sites of %s: %w", bench, err)
+	}
+	return all[bench], nil
+}
+
+// AllSites lists every site of the server by bench, sorted, reading the
+// agent's site records once (a scrape and a routing need them all).
+func (o *Operations) AllSites() (map[string][]string, error) {
 	entries, err := os.ReadDir(filepath.Dir(o.recordPath("x")))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("list sites of %s: %w", bench, err)
+		return nil, fmt.Errorf("list sites: %w", err)
 	}
-	var out []string
+	out := map[string][]string{}
 	for _, e := range entries {
 		site, ok := strings.CutSuffix(e.Name(), ".json")
-		if ok && e.Type().IsRegular() && o.SiteExists(bench, site) {
-			out = append(out, site)
+		if !ok || !e.Type().IsRegular() || names.Site(site) != nil {
+			continue
+		}
+		if bench, ok := o.recordedBench(site); ok && names.Bench(bench) == nil && o.siteFolderExists(bench, site) {
+			out[bench] = append(out[bench], site) // entries come sorted
 		}
 	}
-	sort.Strings(out)
 	return out, nil
 }
 
@@ -184,15 +191,15 @@ func (o *Operations) applyRoutes(ctx context.Context, logf func(string, ...any))
 	if err != nil {
 		return err
 	}
+	all, err := o.AllSites()
+	if err != nil {
+		return err
+	}
 	var bs []nginx.Bench
 	var ss []nginx.Site
 	for _, b := range list {
 		bs = append(bs, nginx.Bench{Name: b.Name, Port: b.Port})
-		sites, err := o.Sites(b.Name)
-		if err != nil {
-			return err
-		}
-		for _, s := range sites {
+		for _, s := range all[b.Name] {
 			ss = append(ss, nginx.Site{Name: s, Bench: b.Name})
 		}
 	}

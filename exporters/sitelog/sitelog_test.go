@@ -5,6 +5,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -201,4 +202,32 @@ func TestNew_AsRoot_QueueLongerThanHostSetting(t *testing.T) {
 	for i := range 200 {
 		require.NoError(t, unix.Send(fd, line, 0), "datagram %d", i)
 	}
+}
+
+// An agent killed between raising the host's queue length and setting it
+// back left the old value in the lock file: the next socket sets it back.
+func TestNew_AsRoot_EarlierAgentKilledMidRaise_HostSettingRestored(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("changing the queue length needs root")
+	}
+	raw, err := os.ReadFile(qlenSysctl)
+	require.NoError(t, err)
+	orig := strings.TrimSpace(string(raw))
+	t.Cleanup(func() { _ = os.WriteFile(qlenSysctl, []byte(orig), 0o644) })
+	origN, err := strconv.Atoi(orig)
+	require.NoError(t, err)
+	lock := lockQlen()
+	require.NotNil(t, lock)
+	require.NoError(t, writeLockValue(lock, orig)) // what the killed agent meant to restore
+	require.NoError(t, lock.Close())
+	require.NoError(t, os.WriteFile(qlenSysctl, []byte(strconv.Itoa(origN+4000)), 0o644))
+
+	newTestCollector(t)
+
+	now, err := os.ReadFile(qlenSysctl)
+	require.NoError(t, err)
+	require.Equal(t, orig, strings.TrimSpace(string(now)))
+	left, err := os.ReadFile(qlenLock)
+	require.NoError(t, err)
+	require.Empty(t, strings.TrimSpace(string(left)), "nothing left to restore")
 }

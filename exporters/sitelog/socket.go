@@ -100,12 +100,21 @@ func listen(opts Options) (*socket, error) {
 func newSocket(want int, logger interface{ Warn(string, ...any) }) (int, int, error) {
 	// Two agents (or tests) doing this at once could each restore the
 	// other's raised value before its socket is made.
-	if unlock := lockQlen(); unlock != nil {
-		defer unlock()
+	lock := lockQlen()
+	if lock != nil {
+		defer lock.Close() // closing releases the lock
+		restorePendingQlen(lock, logger)
 	}
 	raw, err := os.ReadFile(qlenSysctl)
 	cur, perr := strconv.Atoi(strings.TrimSpace(string(raw)))
 	raise := err == nil && perr == nil && cur < want
+	if raise && lock != nil {
+		// The value to set back, kept until it is: an agent killed between
+		// the raise and the restore leaves it for the next one to restore.
+		if err := writeLockValue(lock, strconv.Itoa(cur)); err != nil {
+			raise = false
+		}
+	}
 	if raise {
 		if err := os.WriteFile(qlenSysctl, []byte(strconv.Itoa(want)), 0o644); err != nil {
 			logger.Warn("cannot lengthen the site log socket's queue; nginx may drop lines under load", "sysctl", qlenSysctl, "length", cur, "err", err)
@@ -116,6 +125,8 @@ func newSocket(want int, logger interface{ Warn(string, ...any) }) (int, int, er
 	if raise {
 		if werr := os.WriteFile(qlenSysctl, []byte(strconv.Itoa(cur)), 0o644); werr != nil {
 			logger.Warn("cannot set the unix datagram queue length back", "sysctl", qlenSysctl, "length", cur, "err", werr)
+		} else if lock != nil {
+			_ = writeLockValue(lock, "")
 		}
 	}
 	if err != nil {
@@ -132,9 +143,36 @@ func newSocket(want int, logger interface{ Warn(string, ...any) }) (int, int, er
 // the setting anyway.
 const qlenLock = "/run/hybrid-unix-dgram-qlen.lock"
 
+// restorePendingQlen sets back the queue length an earlier agent raised and
+// was killed before restoring: the value it left in the lock file.
+func restorePendingQlen(lock *os.File, logger interface{ Warn(string, ...any) }) {
+	raw := make([]byte, 32)
+	n, _ := lock.ReadAt(raw, 0)
+	v, err := strconv.Atoi(strings.TrimSpace(string(raw[:n])))
+	if err != nil {
+		return
+	}
+	if err := os.WriteFile(qlenSysctl, []byte(strconv.Itoa(v)), 0o644); err != nil {
+		logger.Warn("cannot set back the unix datagram queue length an earlier agent raised", "sysctl", qlenSysctl, "length", v, "err", err)
+		return
+	}
+	_ = writeLockValue(lock, "")
+}
+
+// writeLockValue replaces the lock file's content with v, synced.
+func writeLockValue(lock *os.File, v string) error {
+	if err := lock.Truncate(0); err != nil {
+		return err
+	}
+	if _, err := lock.WriteAt([]byte(v), 0); err != nil {
+		return err
+	}
+	return lock.Sync()
+}
+
 // lockQlen takes qlenLock, waiting at most 2 s (a stuck holder costs a
 // shorter queue, not a hang); it returns nil without it.
-func lockQlen() func() {
+func lockQlen() *os.File {
 	f, err := os.OpenFile(qlenLock, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil
@@ -142,7 +180,7 @@ func lockQlen() func() {
 	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(5 * time.Millisecond) {
 		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
 		if err == nil {
-			return func() { f.Close() } // closing releases the lock
+			return f
 		}
 		if !errors.Is(err, unix.EWOULDBLOCK) || time.Now().After(deadline) {
 			f.Close()

@@ -33,4 +33,8 @@ type PruneResult struct {
 type PrunedBackups struct {
 	Deleted []string `json:"deleted"`
 	Kept    []string `json:"kept"`
+	// Deleting is the backup being deleted when the job stopped (the agent
+	// was killed half-way): its deletion is finished when the job resumes,
+	// since the backup, its manifest gone, is no longer listed.
+	Deleting string `json:"deleting,omitempty"`
 }

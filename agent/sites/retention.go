@@ -62,6 +62,16 @@ func (o *Operations) sitePruneBackups(raw json.RawMessage) ([]jobs.Step, error) 
 			return err
 		}
 		dir := o.backupsDir(req.Bench, req.Site)
+		if id := res.Local.Deleting; id != "" {
+			if err := backup.RemoveLocal(dir, id); err != nil {
+				return err
+			}
+			run.Log("finished deleting local backup %s", id)
+			res.Local.Deleted, res.Local.Deleting = append(res.Local.Deleted, id), ""
+			if err := run.SetResult(res); err != nil {
+				return err
+			}
+		}
 		list, err := backup.List(dir)
 		if err != nil {
 			return err
@@ -73,13 +83,15 @@ func (o *Operations) sitePruneBackups(raw json.RawMessage) ([]jobs.Step, error) 
 			res.Local.Deleted = []string{}
 		}
 		for _, m := range remove {
-			if err := backup.RemoveLocal(dir, m.ID); err != nil {
-				res.Local.Kept = append(res.Local.Kept, m.ID)
-				run.SetResult(res)
+			res.Local.Deleting = m.ID
+			if err := run.SetResult(res); err != nil {
 				return err
 			}
+			if err := backup.RemoveLocal(dir, m.ID); err != nil {
+				return err // Deleting: the re-run finishes it
+			}
 			run.Log("deleted local backup %s", m.ID)
-			res.Local.Deleted = append(res.Local.Deleted, m.ID)
+			res.Local.Deleted, res.Local.Deleting = append(res.Local.Deleted, m.ID), ""
 			if err := run.SetResult(res); err != nil {
 				return err
 			}
@@ -96,23 +108,35 @@ func (o *Operations) sitePruneBackups(raw json.RawMessage) ([]jobs.Step, error) 
 			if err != nil {
 				return err
 			}
+			if res.Offsite == nil {
+				res.Offsite = &agentapi.PrunedBackups{Deleted: []string{}}
+			}
+			if prefix := res.Offsite.Deleting; prefix != "" {
+				if err := o.Offsite.Delete(ctx, backup.Manifest{Site: req.Site, OffsitePrefix: prefix}); err != nil {
+					return err
+				}
+				run.Log("finished deleting offsite backup %s", prefix)
+				res.Offsite.Deleted, res.Offsite.Deleting = append(res.Offsite.Deleted, prefix), ""
+				if err := run.SetResult(res); err != nil {
+					return err
+				}
+			}
 			list, err := o.Offsite.List(ctx, req.Site)
 			if err != nil {
 				return err
 			}
 			keep, remove := backup.SelectPrune(list, policy, o.now())
-			if res.Offsite == nil {
-				res.Offsite = &agentapi.PrunedBackups{Deleted: []string{}}
-			}
 			res.Offsite.Kept = offsitePrefixes(keep)
 			for _, m := range remove {
-				if err := o.Offsite.Delete(ctx, m); err != nil {
-					res.Offsite.Kept = append(res.Offsite.Kept, m.OffsitePrefix)
-					run.SetResult(res)
+				res.Offsite.Deleting = m.OffsitePrefix
+				if err := run.SetResult(res); err != nil {
 					return err
 				}
+				if err := o.Offsite.Delete(ctx, m); err != nil {
+					return err // Deleting: the re-run finishes it
+				}
 				run.Log("deleted offsite backup %s", m.OffsitePrefix)
-				res.Offsite.Deleted = append(res.Offsite.Deleted, m.OffsitePrefix)
+				res.Offsite.Deleted, res.Offsite.Deleting = append(res.Offsite.Deleted, m.OffsitePrefix), ""
 				if err := run.SetResult(res); err != nil {
 					return err
 				}

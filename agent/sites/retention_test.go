@@ -1,7 +1,10 @@
 package sites
 
 import (
+	"context"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -9,6 +12,7 @@ import (
 
 	"github.com/hybridsuite/hybrid/agent/agentapi"
 	"github.com/hybridsuite/hybrid/agent/backup"
+	"github.com/hybridsuite/hybrid/agent/jobs"
 )
 
 func TestRetention_RequestOverAgentOverDefault(t *testing.T) {
@@ -63,4 +67,33 @@ func TestSealedState_EmptyBackupsBefore_SurvivesTheResult(t *testing.T) {
 	back = sealed{}
 	require.NoError(t, json.Unmarshal(b, &back))
 	require.Nil(t, back.BackupsBefore, "not listed stays not listed")
+}
+
+// A prune killed between removing a backup's manifest and its files left a
+// folder no listing shows: the step run again (the job resumed) finishes
+// deleting the backup its result names as Deleting.
+func TestPruneBackups_ResumedAfterKillMidDelete_FinishesTheDeletion(t *testing.T) {
+	f := newFixture(t)
+	f.makeSite(testBench, testSite)
+	dir := f.ops.backupsDir(testBench, testSite)
+	const id = "20260102_030405"
+	half := filepath.Join(dir, id) // its manifest gone already
+	require.NoError(t, os.MkdirAll(half, 0o750))
+	require.NoError(t, os.WriteFile(filepath.Join(half, "x-database.sql.gz"), []byte("dump"), 0o640))
+
+	raw, err := json.Marshal(agentapi.SitePruneBackupsRequest{SiteRequest: siteReq()})
+	require.NoError(t, err)
+	steps, err := f.ops.sitePruneBackups(raw)
+	require.NoError(t, err)
+	job := runJob(t, func(json.RawMessage) ([]jobs.Step, error) {
+		return append([]jobs.Step{{Name: "killed mid-delete", Run: func(_ context.Context, run *jobs.Run) error {
+			return run.SetResult(agentapi.PruneResult{Local: agentapi.PrunedBackups{Deleting: id}})
+		}}}, steps...), nil
+	})
+	require.Equal(t, agentapi.Success, job.Status, job.Error)
+	require.NoDirExists(t, half)
+	var res agentapi.PruneResult
+	require.NoError(t, json.Unmarshal(job.Result, &res))
+	require.Contains(t, res.Local.Deleted, id)
+	require.Empty(t, res.Local.Deleting)
 }

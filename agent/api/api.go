@@ -369,14 +369,13 @@ func (s *Server) benchExists(bench string) precondition {
 // to make sense; a non-zero code refuses it with msg.
 type precondition func() (code int, msg string)
 
-// submit creates the job, or answers the one the caller's job id names. An
-// id already known is looked up before the preconditions: a delivery retried
-// after its job ran (the bench it made now exists) gets that job, 200, not a
-// 409; the same id with another type or request is a 409.
+// submit creates the job, or answers the one the caller's job id names. The
+// queue checks the preconditions only for an id it does not know: a delivery
+// retried after its job ran (the bench it made now exists) gets that job,
+// 200, not a 409; the same id with another type or request is a 409.
 func (s *Server) submit(w http.ResponseWriter, r *http.Request, typ string, req any, check precondition) {
 	id := r.Header.Get(agentapi.JobIDHeader)
-	given := id != ""
-	if !given {
+	if id == "" {
 		id = "job-" + NewToken()[:24]
 	} else if err := names.JobID(id); err != nil {
 		writeError(w, http.StatusBadRequest, agentapi.JobIDHeader+": "+err.Error())
@@ -394,27 +393,18 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request, typ string, req 
 		s.internal(w, "encode request", err)
 		return
 	}
-	if given {
-		existing, err := s.queue.Get(r.Context(), id)
-		switch {
-		case err == nil:
-			if existing[0].Type != typ || string(existing[0].Request) != string(body) {
-				writeError(w, http.StatusConflict, fmt.Sprintf("job %q exists with another type or request", id))
-				return
+	job, created, err := s.queue.Submit(r.Context(), jobs.Submission{ID: id, Type: typ, Request: body, CallbackURL: callback,
+		Check: func() error {
+			if code, msg := check(); code != 0 {
+				return &refused{code: code, msg: msg}
 			}
-			writeJSON(w, http.StatusOK, agentapi.JobCreated{Job: id}) // the same job, delivered twice
-			return
-		case !errors.Is(err, jobs.ErrNotFound):
-			s.internal(w, "get job", err)
-			return
-		}
-	}
-	if code, msg := check(); code != 0 {
-		writeError(w, code, msg)
-		return
-	}
-	job, created, err := s.queue.Submit(r.Context(), jobs.Submission{ID: id, Type: typ, Request: body, CallbackURL: callback})
+			return nil
+		}})
+	var ref *refused
 	switch {
+	case errors.As(err, &ref):
+		writeError(w, ref.code, ref.msg)
+		return
 	case errors.Is(err, jobs.ErrConflict):
 		writeError(w, http.StatusConflict, err.Error())
 		return
@@ -431,6 +421,14 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request, typ string, req 
 	}
 	writeJSON(w, code, agentapi.JobCreated{Job: job.ID})
 }
+
+// refused is a precondition's answer, carried through the queue's Submit.
+type refused struct {
+	code int
+	msg  string
+}
+
+func (e *refused) Error() string { return e.msg }
 
 func (s *Server) internal(w http.ResponseWriter, what string, err error) {
 	s.logger.Error("api: "+what, "err", err)

@@ -52,6 +52,11 @@ type Submission struct {
 	Type        string
 	Request     json.RawMessage
 	CallbackURL string
+	// Check, when set, runs only when no job has the id yet: its error
+	// refuses the job as it is (a bench that exists, a site that does not).
+	// A job delivered again with its id is answered even when the check
+	// would now refuse it (the bench it made exists).
+	Check func() error
 }
 
 // StepFunc does one step. ctx is cancelled when the job is cancelled, times
@@ -312,6 +317,18 @@ func (q *Queue) Submit(ctx context.Context, s Submission) (job agentapi.Job, cre
 	targets, err := typeTargets(t, request)
 	if err != nil {
 		return agentapi.Job{}, false, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	if s.Check != nil {
+		var one int
+		err := q.r.QueryRowContext(ctx, `SELECT 1 FROM jobs WHERE id = ?`, s.ID).Scan(&one)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			if err := s.Check(); err != nil {
+				return agentapi.Job{}, false, err
+			}
+		case err != nil:
+			return agentapi.Job{}, false, err
+		}
 	}
 
 	err = q.write(ctx, func(tx *sql.Tx) error {

@@ -544,3 +544,27 @@ func TestOpen_StoreInUse_Refused(t *testing.T) {
 	_, err := Open(t.Context(), Options{Path: path, Types: []Type{scriptedType("test")}})
 	assert.ErrorContains(t, err, "another process")
 }
+
+// Check runs only for an id the queue does not know: a job delivered again
+// is answered even when the check would now refuse it.
+func TestSubmit_Check_OnlyForNewIDs(t *testing.T) {
+	q := openTestQueue(t, Options{})
+	ctx := t.Context()
+	req := request(t, scriptedStep{Name: "one"})
+	refuse := errors.New("bench exists")
+	calls := 0
+	check := func() error { calls++; return refuse }
+
+	_, _, err := q.Submit(ctx, Submission{ID: "c1", Type: "test", Request: req, Check: check})
+	require.ErrorIs(t, err, refuse)
+	_, err = q.Get(ctx, "c1")
+	require.ErrorIs(t, err, ErrNotFound, "a refused job is not made")
+
+	_, created, err := q.Submit(ctx, Submission{ID: "c1", Type: "test", Request: req})
+	require.NoError(t, err)
+	require.True(t, created)
+	_, created, err = q.Submit(ctx, Submission{ID: "c1", Type: "test", Request: req, Check: check})
+	require.NoError(t, err, "the same job again: no check")
+	require.False(t, created)
+	require.Equal(t, 1, calls)
+}

@@ -16,7 +16,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/hybridsuite/hybrid/agent/agentapi"
 	"github.com/hybridsuite/hybrid/agent/backup"
@@ -520,15 +519,8 @@ func checkRestoreSource(backupsDir, site string, req agentapi.Restore) error {
 		}
 		return nil
 	}
-	parts := strings.Split(strings.TrimSuffix(req.Object, "/"), "/")
-	if len(parts) != 3 || parts[0] != site {
-		return fmt.Errorf("restore: object %q is not a backup of site %s (want %s/YYYY-MM-DD/YYYYMMDD_HHMMSS)", clip(req.Object), site, site)
-	}
-	if _, err := time.Parse(time.DateOnly, parts[1]); err != nil {
-		return fmt.Errorf("restore: object %q: %q is not a date (want %s/YYYY-MM-DD/YYYYMMDD_HHMMSS)", clip(req.Object), parts[1], site)
-	}
-	if err := backup.ValidateID(parts[2]); err != nil {
-		return fmt.Errorf("restore: object %q: %w", clip(req.Object), err)
+	if _, _, err := backup.ParsePrefix(site, req.Object); err != nil {
+		return fmt.Errorf("restore: object %q is not a backup of site %s: %w", clip(req.Object), site, err)
 	}
 	return nil
 }

@@ -1,12 +1,12 @@
 package api
 
 import (
-	"fmt"
 	"io"
 	"net/http"
 	"strings"
 
 	"github.com/hybridsuite/hybrid/agent/agentapi"
+	"github.com/hybridsuite/hybrid/agent/backup"
 	"github.com/hybridsuite/hybrid/agent/names"
 )
 
@@ -38,15 +38,17 @@ func (s *Server) pruneBackups(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	var problems []string
-	if p.KeepLast != nil && *p.KeepLast < 1 {
-		problems = append(problems, fmt.Sprintf("keep_last %d: want at least 1 (the newest backup is always kept)", *p.KeepLast))
+	// The policy's own checks, on what the request sets (the rest comes
+	// from the agent's defaults, already checked).
+	given := backup.Retention{KeepLast: 1}
+	if p.KeepLast != nil {
+		given.KeepLast = *p.KeepLast
 	}
-	if p.KeepDays != nil && *p.KeepDays < 0 {
-		problems = append(problems, fmt.Sprintf("keep_days %d: must not be negative", *p.KeepDays))
+	if p.KeepDays != nil {
+		given.KeepDays = *p.KeepDays
 	}
-	if len(problems) > 0 {
-		writeError(w, http.StatusBadRequest, strings.Join(problems, "; "))
+	if err := given.Validate(); err != nil {
+		writeError(w, http.StatusBadRequest, strings.ReplaceAll(err.Error(), "\n", "; "))
 		return
 	}
 	s.submit(w, r, agentapi.TypeSitePruneBackups, agentapi.SitePruneBackupsRequest{

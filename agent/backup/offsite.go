@@ -176,16 +176,22 @@ func ObjectPrefix(m Manifest) (string, error) {
 
 // parsePrefix checks a prefix given back to Download against the site and
 // the <site>/<date>/<id> shape, and returns it normalised.
-func parsePrefix(site, prefix string) (clean, id string, err error) {
+// ParsePrefix checks that prefix names one offsite backup of site,
+// <site>/<YYYY-MM-DD>/<id>, and returns it without a trailing slash, and the
+// backup's id.
+func ParsePrefix(site, prefix string) (clean, id string, err error) {
 	if err := ValidateSite(site); err != nil {
 		return "", "", err
 	}
 	parts := strings.Split(strings.TrimSuffix(prefix, "/"), "/")
-	if len(parts) != 3 || parts[0] != site || !dateName.MatchString(parts[1]) || ValidateID(parts[2]) != nil {
+	if len(parts) != 3 || parts[0] != site {
 		return "", "", fmt.Errorf("offsite prefix %q: %w: want %s/YYYY-MM-DD/YYYYMMDD_HHMMSS", prefix, ErrInvalidName, site)
 	}
-	if _, err := time.Parse(time.DateOnly, parts[1]); err != nil {
-		return "", "", fmt.Errorf("offsite prefix %q: %w: bad date", prefix, ErrInvalidName)
+	if _, err := time.Parse(time.DateOnly, parts[1]); err != nil || !dateName.MatchString(parts[1]) {
+		return "", "", fmt.Errorf("offsite prefix %q: %w: %q is not a date (YYYY-MM-DD)", prefix, ErrInvalidName, parts[1])
+	}
+	if err := ValidateID(parts[2]); err != nil {
+		return "", "", fmt.Errorf("offsite prefix %q: %w", prefix, err)
 	}
 	return strings.Join(parts, "/"), parts[2], nil
 }
@@ -327,7 +333,7 @@ func (o *Offsite) put(ctx context.Context, log *slog.Logger, key string, open fu
 // against the offsite manifest. The manifest is written last, so destDir
 // becomes a complete backup only when everything arrived intact.
 func (o *Offsite) Download(ctx context.Context, site, prefix, destDir string) (Manifest, error) {
-	clean, id, err := parsePrefix(site, prefix)
+	clean, id, err := ParsePrefix(site, prefix)
 	if err != nil {
 		return Manifest{}, fmt.Errorf("download backup: %w", err)
 	}
@@ -464,7 +470,7 @@ func (o *Offsite) List(ctx context.Context, site string) ([]Manifest, error) {
 		if _, ok := files[ManifestName]; !ok {
 			continue // interrupted upload
 		}
-		clean, id, err := parsePrefix(site, prefix)
+		clean, id, err := ParsePrefix(site, prefix)
 		if err != nil {
 			continue
 		}

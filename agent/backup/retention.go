@@ -59,7 +59,7 @@ func SelectPrune(backups []Manifest, r Retention, now time.Time) (keep, remove [
 // manifest first, so a deletion cut short leaves no backup that looks
 // complete, then every object under the prefix.
 func (o *Offsite) Delete(ctx context.Context, m Manifest) error {
-	clean, _, err := parsePrefix(m.Site, m.OffsitePrefix)
+	clean, _, err := ParsePrefix(m.Site, m.OffsitePrefix)
 	if err != nil {
 		return fmt.Errorf("delete offsite backup: %w", err)
 	}

@@ -242,6 +242,12 @@ func (c Config) TokenHashFile() string {
 	return filepath.Join(c.Root, "agent", "api-token.sha256")
 }
 
+// TokenFile is where the agent leaves the clear API token it made, for the
+// control plane to take: beside the hash.
+func (c Config) TokenFile() string {
+	return filepath.Join(filepath.Dir(c.TokenHashFile()), "api-token")
+}
+
 // CallbackSecretFile is the callback secret's file in effect.
 func (c Config) CallbackSecretFile() string {
 	if c.API.CallbackSecretFile != "" {

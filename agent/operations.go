@@ -226,7 +226,7 @@ func ensureToken(cfg Config, logger *slog.Logger) ([32]byte, error) {
 	}
 	token := api.NewToken()
 	hash = api.HashToken(token)
-	tokenFile := filepath.Join(filepath.Dir(path), "api-token")
+	tokenFile := cfg.TokenFile()
 	if err := atomicfile.WriteFile(tokenFile, []byte(token+"\n"), 0o600); err != nil {
 		return hash, err
 	}

@@ -9,7 +9,6 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/prometheus/exporter-toolkit/web"
@@ -121,7 +120,7 @@ func checkAPIWebConfig(path string) error {
 func agentSecrets(cfg Config, callbackSecret []byte) []string {
 	secrets := []string{string(callbackSecret)}
 	files := []string{
-		filepath.Join(filepath.Dir(cfg.TokenHashFile()), "api-token"),
+		cfg.TokenFile(),
 		webauth.PasswordFile(cfg.WebConfigFile()),
 	}
 	if o := cfg.Sites.Offsite; o.Endpoint != "" {

@@ -219,9 +219,7 @@ func (q *Queue) post(ctx context.Context, url string, job agentapi.Job) error {
 	if len(q.cbSecret) > 0 {
 		req.Header.Set(agentapi.SignatureHeader, agentapi.Sign(q.cbSecret, body, q.now()))
 	}
-	client := *q.client
-	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	resp, err := client.Do(req)
+	resp, err := q.client.Do(req)
 	if err != nil {
 		return err
 	}

@@ -213,6 +213,11 @@ func Open(ctx context.Context, opts Options) (*Queue, error) {
 	if q.client == nil {
 		q.client = &http.Client{Timeout: 10 * time.Second}
 	}
+	// Callbacks follow no redirect (a 3xx is a failed delivery, retried): a
+	// copy of the caller's client, made once.
+	client := *q.client
+	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	q.client = &client
 	if q.stopTimeout <= 0 {
 		q.stopTimeout = DefaultStopTimeout
 	}

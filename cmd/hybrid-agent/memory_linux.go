@@ -41,7 +41,8 @@ func releaseStartupPages() (int64, error) {
 		if len(fields) < 6 || (fields[1] != "r-xp" && fields[1] != "r--p") {
 			continue
 		}
-		if ino, err := strconv.ParseUint(fields[4], 10, 64); err != nil || ino != exe.Ino {
+		// The executable's file: its inode, on its device ("maj:min").
+		if ino, err := strconv.ParseUint(fields[4], 10, 64); err != nil || ino != exe.Ino || !sameDevice(fields[3], exe.Dev) {
 			continue
 		}
 		startS, endS, _ := strings.Cut(fields[0], "-")
@@ -56,4 +57,13 @@ func releaseStartupPages() (int64, error) {
 		released += int64(end - start)
 	}
 	return released, sc.Err()
+}
+
+// sameDevice says whether a /proc/self/maps device field ("fe:01", hex)
+// names dev.
+func sameDevice(field string, dev uint64) bool {
+	majS, minS, ok := strings.Cut(field, ":")
+	maj, err1 := strconv.ParseUint(majS, 16, 32)
+	mnr, err2 := strconv.ParseUint(minS, 16, 32)
+	return ok && err1 == nil && err2 == nil && uint32(maj) == unix.Major(dev) && uint32(mnr) == unix.Minor(dev)
 }

@@ -47,6 +47,8 @@ type filesystemCollector struct {
 	seen                  uint64
 	pendingMu             sync.Mutex
 	pending               map[string]time.Time // mount points whose statfs has not returned, since when
+	// statfsCall is unix.Statfs; tests make one hang.
+	statfsCall func(path string, st *unix.Statfs_t) error
 }
 
 // deviceFilterRE is node_exporter's deviceFilter.
@@ -87,6 +89,7 @@ func newFilesystemCollector(procFS, rootFS string) (*filesystemCollector, error)
 		selfMounts: newKeptFile(filepath.Join(procFS, "self/mountinfo"), true),
 		mounts:     map[string]*mount{},
 		pending:    map[string]time.Time{},
+		statfsCall: unix.Statfs,
 	}
 	if p := nodeFlag("collector.filesystem.mount-points-exclude"); p != "" {
 		if c.mountPoints.exclude, err = regexp.Compile(p); err != nil {
@@ -132,8 +135,16 @@ func (c *filesystemCollector) Update(_ context.Context, ch chan<- prometheus.Met
 			}
 			continue
 		}
-		var st unix.Statfs_t
-		err := c.statfs(m.mountPoint, &st)
+		st, err, done := c.statfsWithin(m.mountPoint)
+		if !done { // hung past the mount timeout: the next scrapes skip it while it stays pending
+			k := key{m.device, m.mountPoint, m.fsType, "mountpoint timeout", "", ""}
+			if !seen[k] {
+				seen[k] = true
+				ch <- prometheus.MustNewConstMetric(c.devErr, prometheus.GaugeValue, 1, m.device, m.mountPoint, m.fsType, k.deviceError)
+				ch <- prometheus.MustNewConstMetric(c.ro, prometheus.GaugeValue, 0, m.device, m.mountPoint, m.fsType, k.deviceError)
+			}
+			continue
+		}
 		k := key{m.device, m.mountPoint, m.fsType, "", m.major, m.minor}
 		if err != nil {
 			k.deviceError = err.Error()
@@ -178,20 +189,38 @@ func (c *filesystemCollector) stuck(mountPoint string) bool {
 	return ok && time.Since(since) >= c.timeout
 }
 
-// statfs is unix.Statfs of the mount point under the root, marked pending
-// while it runs: a scrape that is cut off leaves it running, and the next
-// ones see it.
-func (c *filesystemCollector) statfs(mountPoint string, st *unix.Statfs_t) error {
+// statfsWithin is a statfs of the mount point under the root, marked pending
+// while it runs, waited for at most the mount timeout: one hung mount (a
+// stuck NFS server) costs one scrape that long, then is skipped while it
+// stays pending, and the mounts after it are still reported, as
+// node_exporter's workers do. done is false when it did not return in time.
+func (c *filesystemCollector) statfsWithin(mountPoint string) (st unix.Statfs_t, err error, done bool) {
 	c.pendingMu.Lock()
 	if _, ok := c.pending[mountPoint]; !ok {
 		c.pending[mountPoint] = time.Now()
 	}
 	c.pendingMu.Unlock()
-	err := unix.Statfs(filepath.Join(c.rootFS, mountPoint), st)
-	c.pendingMu.Lock()
-	delete(c.pending, mountPoint)
-	c.pendingMu.Unlock()
-	return err
+	type answer struct {
+		st  unix.Statfs_t
+		err error
+	}
+	answered := make(chan answer, 1)
+	go func() {
+		var a answer
+		a.err = c.statfsCall(filepath.Join(c.rootFS, mountPoint), &a.st)
+		c.pendingMu.Lock()
+		delete(c.pending, mountPoint)
+		c.pendingMu.Unlock()
+		answered <- a
+	}()
+	timer := time.NewTimer(c.timeout)
+	defer timer.Stop()
+	select {
+	case a := <-answered:
+		return a.st, a.err, true
+	case <-timer.C:
+		return st, nil, false
+	}
 }
 
 // readMounts returns the mounts the flags do not exclude, in the order of

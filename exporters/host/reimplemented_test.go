@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/node_exporter/collector"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
 )
 
 // nodeConstructors are node_exporter's own versions of the collectors this
@@ -346,4 +347,35 @@ func TestFilesystem_ErrorsReadOnlyEscapesAndStuckMounts(t *testing.T) {
 
 	delete(c.pending, "/stuck")
 	require.Contains(t, series(t, c), `device_error="no such file or directory",fstype="nfs",mountpoint="/stuck"`)
+}
+
+// A statfs that hangs (a stuck NFS server) is waited for at most the mount
+// timeout: that mount is reported "mountpoint timeout", the mounts after it
+// as usual, and later scrapes skip it while it stays pending.
+func TestFilesystem_HangingStatfs_OtherMountsStillReported(t *testing.T) {
+	rootFS := t.TempDir()
+	procFS := procFixture(t, map[string]string{"1/mountinfo": "" +
+		"24 1 254:1 / / rw,relatime shared:1 - ext4 /dev/vda1 rw\n" +
+		"28 24 0:22 / /stuck rw - nfs server:/x rw\n" +
+		"29 24 254:3 / /after rw - ext4 /dev/vdd1 rw\n"})
+	require.NoError(t, os.MkdirAll(filepath.Join(rootFS, "after"), 0o755))
+	c, err := newFilesystemCollector(procFS, rootFS)
+	require.NoError(t, err)
+	c.timeout = 200 * time.Millisecond
+	release := make(chan struct{})
+	t.Cleanup(func() { close(release) })
+	c.statfsCall = func(path string, st *unix.Statfs_t) error {
+		if strings.HasSuffix(path, "/stuck") {
+			<-release
+		}
+		return unix.Statfs(path, st)
+	}
+	start := time.Now()
+	got := series(t, c)
+	require.Less(t, time.Since(start), 2*time.Second, "the hung mount held the scrape")
+	require.Contains(t, got, `node_filesystem_device_error{device="server:/x",device_error="mountpoint timeout",fstype="nfs",mountpoint="/stuck"} 1`)
+	require.Contains(t, got, `node_filesystem_readonly{device="/dev/vdd1",device_error="",fstype="ext4",mountpoint="/after"} 0`)
+	start = time.Now()
+	require.Contains(t, series(t, c), `mountpoint="/stuck"} 1`)
+	require.Less(t, time.Since(start), 150*time.Millisecond, "a pending mount is skipped, not waited for again")
 }

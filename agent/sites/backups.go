@@ -359,22 +359,7 @@ func (o *Operations) siteMigrate(raw json.RawMessage) ([]jobs.Step, error) {
 			if err == nil {
 				return nil
 			}
-			var state sealed
-			if rerr := run.Result(&state); rerr != nil || state.Dir == "" {
-				return fmt.Errorf("migrate failed and no pre-migrate backup is recorded to restore: %w", err)
-			}
-			run.Log("migrate failed: restoring the pre-migrate backup %s", state.Dir)
-			m, verr := backup.Verify(ctx, state.Dir)
-			if verr == nil {
-				verr = o.benchRestore(ctx, run, req.Bench, req.Site, m)
-			}
-			if verr != nil {
-				return fmt.Errorf("migrate failed (%v), and restoring the pre-migrate backup %s failed too: %w", err, state.Dir, verr)
-			}
-			if merr := o.maintenance(ctx, run, req.Bench, req.Site, false); merr != nil {
-				return fmt.Errorf("migrate failed (%v); the pre-migrate backup %s was restored, but maintenance mode is still on: %w", err, state.Dir, merr)
-			}
-			return fmt.Errorf("migrate failed; the pre-migrate backup %s was restored and the site is back in service: %w", state.Dir, err)
+			return o.fallBack(ctx, run, "migrate", "", req.Bench, req.Site, err)
 		}},
 		jobs.Step{Name: "maintenance off", Run: func(ctx context.Context, run *jobs.Run) error {
 			return o.maintenance(ctx, run, req.Bench, req.Site, false)

@@ -93,7 +93,7 @@ func (o *Operations) siteRestore(raw json.RawMessage) ([]jobs.Step, error) {
 			if err == nil {
 				return nil
 			}
-			return o.fallBackToPreRestore(ctx, run, req.Bench, req.Site, err)
+			return o.fallBack(ctx, run, "restore", preRestoreSlot, req.Bench, req.Site, err)
 		}},
 		jobs.Step{Name: "maintenance off", Run: func(ctx context.Context, run *jobs.Run) error {
 			return o.maintenance(ctx, run, req.Bench, req.Site, false)
@@ -102,31 +102,34 @@ func (o *Operations) siteRestore(raw json.RawMessage) ([]jobs.Step, error) {
 	return steps, nil
 }
 
-// fallBackToPreRestore restores the pre-restore backup after `bench
-// restore` failed with err, and returns the job's error saying what state
-// the site is in.
-func (o *Operations) fallBackToPreRestore(ctx context.Context, run *jobs.Run, bench, site string, err error) error {
+// fallBack restores the backup a step took before changing the site (the
+// pre-migrate or pre-restore backup, in slot of the job's result) after what
+// failed with err, and says in its error what became of the site.
+func (o *Operations) fallBack(ctx context.Context, run *jobs.Run, what string, slot resultSlot, bench, site string, err error) error {
 	var pre sealed
-	if rerr := preRestoreSlot.get(run, &pre); rerr != nil || pre.Dir == "" {
-		return fmt.Errorf("restore failed and no pre-restore backup is recorded to fall back to: %w", err)
+	if rerr := slot.get(run, &pre); rerr != nil || pre.Dir == "" {
+		return fmt.Errorf("%s failed and no pre-%s backup is recorded to %s: %w", what, what, fallBackVerb[what], err)
 	}
 	if ctx.Err() != nil {
-		return fmt.Errorf("restore was stopped (%v) and the site may be half restored; the pre-restore backup %s was not restored: restore it (path %q): %w",
-			context.Cause(ctx), pre.Dir, pre.ID, err)
+		return fmt.Errorf("%s was stopped (%v) and the site may be half changed; the pre-%s backup %s was not restored: restore it (path %q): %w",
+			what, context.Cause(ctx), what, pre.Dir, pre.ID, err)
 	}
-	run.Log("restore failed: restoring the pre-restore backup %s", pre.Dir)
+	run.Log("%s failed: restoring the pre-%s backup %s", what, what, pre.Dir)
 	m, verr := backup.Verify(ctx, pre.Dir)
 	if verr == nil {
 		verr = o.benchRestore(ctx, run, bench, site, m)
 	}
 	if verr != nil {
-		return fmt.Errorf("restore failed (%v), and restoring the pre-restore backup %s failed too: %w", err, pre.Dir, verr)
+		return fmt.Errorf("%s failed (%v), and restoring the pre-%s backup %s failed too: %w", what, err, what, pre.Dir, verr)
 	}
 	if merr := o.maintenance(ctx, run, bench, site, false); merr != nil {
-		return fmt.Errorf("restore failed (%v); the pre-restore backup %s was restored, but maintenance mode is still on: %w", err, pre.Dir, merr)
+		return fmt.Errorf("%s failed (%v); the pre-%s backup %s was restored, but maintenance mode is still on: %w", what, err, what, pre.Dir, merr)
 	}
-	return fmt.Errorf("restore failed; the pre-restore backup %s was restored and the site is back in service: %w", pre.Dir, err)
+	return fmt.Errorf("%s failed; the pre-%s backup %s was restored and the site is back in service: %w", what, what, pre.Dir, err)
 }
+
+// fallBackVerb is how fallBack's message says what it would have done.
+var fallBackVerb = map[string]string{"migrate": "restore", "restore": "fall back to"}
 
 // mariadbDatadir asks MariaDB where its data is, through the admin
 // connection, and checks that the folder is on this host.
